@@ -1,0 +1,298 @@
+//! Loading and validating a LiteLLM `config.yaml`.
+//!
+//! Parsing happens once per instance: the YAML is read, `os.environ/` strings are substituted,
+//! the result is typed (errors name the field path), and every deployment's provider is resolved.
+//! A bad config is an error at start-up, never at request time.
+
+mod environ;
+pub mod raw;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::providers::ProviderId;
+pub use raw::LitellmParams;
+
+/// Default upstream timeout, as LiteLLM's (600 s).
+const DEFAULT_TIMEOUT_SECS: f64 = 600.0;
+
+/// Why a config was refused, with the field path at fault (`model_list[2].litellm_params.model`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn at(path: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: if path.is_empty() {
+                "<root>".into()
+            } else {
+                path.to_string()
+            },
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid config at {}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One upstream a model group can send to: a `model_list` entry, resolved.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The `model_name` clients ask for.
+    pub model_name: String,
+    pub provider: ProviderId,
+    /// The model name the provider knows (after the `provider/` prefix).
+    pub upstream_model: String,
+    pub params: LitellmParams,
+    pub model_info: Map<String, Value>,
+    /// Request parameters the operator set in `litellm_params` (`temperature`, `max_tokens`...);
+    /// a client's own value wins.
+    pub request_defaults: Map<String, Value>,
+    pub drop_params: bool,
+    pub timeout_ms: u64,
+}
+
+/// A validated config, shared by every request of an instance.
+#[derive(Debug)]
+pub struct Config {
+    pub deployments: Vec<Arc<Deployment>>,
+    /// Model group name → indices into `deployments`, in config order.
+    groups: HashMap<String, Vec<usize>>,
+    /// Alias → the groups it stands for.
+    aliases: HashMap<String, Vec<String>>,
+    /// Aliases marked `hidden: true` are callable but not listed in `/v1/models`.
+    hidden_aliases: Vec<String>,
+    pub master_key: Option<String>,
+    pub raw: raw::RawConfig,
+}
+
+/// The OpenAI request parameters an operator may preset per deployment in `litellm_params`.
+const REQUEST_DEFAULT_KEYS: &[&str] = &[
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "n",
+    "response_format",
+    "user",
+    "logit_bias",
+    "top_k",
+    "reasoning_effort",
+];
+
+impl Config {
+    /// Parses `yaml`, resolving `os.environ/NAME` through `lookup` (the process environment, or a
+    /// Worker's vars and secrets). `environment_variables` in the file take precedence, as in
+    /// LiteLLM, which copies them into the environment at start-up.
+    pub fn from_yaml(
+        yaml: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: serde_yaml::Value = serde_yaml::from_str(yaml)
+            .map_err(|e| ConfigError::at("", format!("invalid YAML: {e}")))?;
+        if doc.is_null() {
+            doc = serde_yaml::Value::Mapping(Default::default());
+        }
+        if !doc.is_mapping() {
+            return Err(ConfigError::at("", "the config must be a YAML mapping"));
+        }
+        let file_env = file_environment(&doc);
+        let combined = |name: &str| file_env.get(name).cloned().or_else(|| lookup(name));
+        environ::substitute(&mut doc, &mut String::new(), &combined)?;
+
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(doc).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::at(
+                if path == "." { "" } else { &path },
+                e.into_inner().to_string(),
+            )
+        })?;
+        Self::from_raw(raw, &combined)
+    }
+
+    fn from_raw(
+        raw: raw::RawConfig,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let global_drop = raw.litellm_settings.drop_params.unwrap_or(false);
+        let mut deployments = Vec::with_capacity(raw.model_list.len());
+        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, entry) in raw.model_list.iter().enumerate() {
+            let path = format!("model_list[{i}]");
+            if entry.model_name.trim().is_empty() {
+                return Err(ConfigError::at(
+                    &format!("{path}.model_name"),
+                    "must not be empty",
+                ));
+            }
+            let params = &entry.litellm_params;
+            let (provider, upstream_model) = ProviderId::parse(&params.model)
+                .map_err(|m| ConfigError::at(&format!("{path}.litellm_params.model"), m))?;
+            let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
+            if !(timeout > 0.0) {
+                return Err(ConfigError::at(
+                    &format!("{path}.litellm_params.timeout"),
+                    "must be a positive number of seconds",
+                ));
+            }
+            let request_defaults = params
+                .extra
+                .iter()
+                .filter(|(k, _)| REQUEST_DEFAULT_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut params = params.clone();
+            if params.api_key.is_none() {
+                // LiteLLM falls back to the provider's conventional variable (OPENAI_API_KEY...).
+                params.api_key = provider.api_key_env().and_then(lookup);
+            }
+            groups
+                .entry(entry.model_name.clone())
+                .or_default()
+                .push(deployments.len());
+            deployments.push(Arc::new(Deployment {
+                model_name: entry.model_name.clone(),
+                provider,
+                upstream_model: upstream_model.to_string(),
+                drop_params: params.drop_params.unwrap_or(global_drop),
+                params,
+                model_info: entry.model_info.clone(),
+                request_defaults,
+                timeout_ms: (timeout * 1000.0) as u64,
+            }));
+        }
+        let (aliases, hidden_aliases) = parse_aliases(&raw.router_settings.model_group_alias)?;
+        let master_key = raw
+            .general_settings
+            .master_key
+            .clone()
+            .filter(|k| !k.is_empty());
+        Ok(Config {
+            deployments,
+            groups,
+            aliases,
+            hidden_aliases,
+            master_key,
+            raw,
+        })
+    }
+
+    /// The deployments serving `model`: a group name, or an alias of one or more groups.
+    pub fn deployments_for(&self, model: &str) -> Vec<&Arc<Deployment>> {
+        if let Some(idx) = self.groups.get(model) {
+            return idx.iter().map(|&i| &self.deployments[i]).collect();
+        }
+        self.aliases
+            .get(model)
+            .map(|targets| {
+                targets
+                    .iter()
+                    .filter_map(|g| self.groups.get(g))
+                    .flatten()
+                    .map(|&i| &self.deployments[i])
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Names `/v1/models` lists: every group, then every visible alias that leads somewhere.
+    pub fn public_model_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for d in &self.deployments {
+            if !names.contains(&d.model_name) {
+                names.push(d.model_name.clone());
+            }
+        }
+        let mut aliases: Vec<&String> = self
+            .aliases
+            .keys()
+            .filter(|a| !self.hidden_aliases.contains(a) && !self.deployments_for(a).is_empty())
+            .collect();
+        aliases.sort();
+        for a in aliases {
+            if !names.contains(a) {
+                names.push(a.clone());
+            }
+        }
+        names
+    }
+}
+
+/// `environment_variables:` from the file, as strings.
+fn file_environment(doc: &serde_yaml::Value) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if let Some(map) = doc
+        .get("environment_variables")
+        .and_then(|v| v.as_mapping())
+    {
+        for (k, v) in map {
+            let value = match v {
+                serde_yaml::Value::String(s) => s.clone(),
+                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_yaml::Value::Bool(b) => b.to_string(),
+                _ => continue,
+            };
+            if let Some(k) = k.as_str() {
+                out.insert(k.to_string(), value);
+            }
+        }
+    }
+    out
+}
+
+/// `model_group_alias` values may be a group name, `{model, hidden}`, or (as in the product
+/// brief) a list of group names, whose deployments are pooled.
+fn parse_aliases(
+    map: &Map<String, Value>,
+) -> Result<(HashMap<String, Vec<String>>, Vec<String>), ConfigError> {
+    let mut aliases = HashMap::new();
+    let mut hidden = Vec::new();
+    for (alias, target) in map {
+        let path = format!("router_settings.model_group_alias.{alias}");
+        let targets = match target {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ConfigError::at(&path, "a list of aliases must hold model group names")
+                })?,
+            Value::Object(o) => {
+                if o.get("hidden").and_then(Value::as_bool) == Some(true) {
+                    hidden.push(alias.clone());
+                }
+                let model = o.get("model").and_then(Value::as_str).ok_or_else(|| {
+                    ConfigError::at(&format!("{path}.model"), "missing model group name")
+                })?;
+                vec![model.to_string()]
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    &path,
+                    "expected a model group name, a list of them, or {model, hidden}",
+                ))
+            }
+        };
+        aliases.insert(alias.clone(), targets);
+    }
+    Ok((aliases, hidden))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_API_KEY" => Some("sk-openai".into()),
+        "ANTHROPIC_API_KEY" => Some("sk-ant".into()),
+        "GEMINI_API_KEY" => Some("gem".into()),
+        "LITELLM_MASTER_KEY" => Some("sk-master".into()),
+        "DATABASE_URL" => Some("postgresql://x".into()),
+        "REDIS_HOST" => Some("127.0.0.1".into()),
+        "REDIS_PORT" => Some("6379".into()),
+        _ => None,
+    }
+}
+
+fn load(yaml: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml(yaml, &env)
+}
+
+#[test]
+fn brief_example_config_loads_unchanged() {
+    let cfg = load(include_str!("fixtures/brief-example.yaml")).expect("brief example must load");
+    assert_eq!(cfg.deployments.len(), 5);
+    assert_eq!(cfg.master_key.as_deref(), Some("sk-master"));
+    let gpt4 = &cfg.deployments_for("gpt-4")[0];
+    assert_eq!(gpt4.upstream_model, "gpt-4");
+    assert_eq!(gpt4.params.api_key.as_deref(), Some("sk-openai"));
+    assert_eq!(gpt4.request_defaults["max_tokens"], 4096);
+    assert_eq!(gpt4.request_defaults["temperature"], 0.7);
+    let claude = &cfg.deployments_for("claude-3-sonnet")[0];
+    assert_eq!(claude.provider.prefix(), "anthropic");
+    assert_eq!(claude.upstream_model, "claude-3-sonnet-20240229");
+    // A list alias pools the groups that exist: gpt-4-turbo is not configured.
+    assert_eq!(cfg.deployments_for("gpt-4-group").len(), 1);
+    assert_eq!(
+        cfg.deployments_for("claude-group")[0].model_name,
+        "claude-3-sonnet"
+    );
+    assert!(cfg.deployments_for("nope").is_empty());
+}
+
+#[test]
+fn models_list_has_groups_then_aliases() {
+    let cfg = load(include_str!("fixtures/brief-example.yaml")).unwrap();
+    let names = cfg.public_model_names();
+    assert_eq!(
+        &names[..5],
+        &[
+            "gpt-4",
+            "gpt-3.5-turbo",
+            "claude-3-sonnet",
+            "gemini-pro",
+            "llama2"
+        ]
+    );
+    assert!(names.contains(&"gpt-4-group".to_string()));
+}
+
+#[test]
+fn several_deployments_share_a_group() {
+    let cfg = load(
+        "model_list:\n  - model_name: g\n    litellm_params: {model: openai/a}\n  - model_name: g\n    litellm_params: {model: groq/b}\n",
+    )
+    .unwrap();
+    let names: Vec<_> = cfg
+        .deployments_for("g")
+        .iter()
+        .map(|d| d.upstream_model.clone())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn invalid_yaml_is_refused() {
+    let err = load("model_list: [\n").unwrap_err();
+    assert!(err.message.contains("invalid YAML"), "{err}");
+}
+
+#[test]
+fn unknown_provider_names_the_field() {
+    let err = load("model_list:\n  - model_name: x\n    litellm_params: {model: nosuch/thing}\n")
+        .unwrap_err();
+    assert_eq!(err.path, "model_list[0].litellm_params.model");
+    assert!(err.message.contains("nosuch"), "{err}");
+}
+
+#[test]
+fn missing_model_names_the_field() {
+    let err =
+        load("model_list:\n  - model_name: x\n    litellm_params: {api_key: k}\n").unwrap_err();
+    assert!(
+        err.path.starts_with("model_list[0].litellm_params"),
+        "{err}"
+    );
+    assert!(err.message.contains("model"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let err = load(
+        "model_list:\n  - model_name: x\n    litellm_params: {model: openai/a, timeout: soon}\n",
+    )
+    .unwrap_err();
+    assert!(err.path.contains("model_list[0]"), "{err}");
+    assert!(err.message.contains("number"), "{err}");
+    let err = load("model_list: 3\n").unwrap_err();
+    assert_eq!(err.path, "model_list");
+}
+
+#[test]
+fn unset_environment_variable_is_refused() {
+    let err = load("general_settings:\n  master_key: os.environ/NOT_SET_ANYWHERE\n").unwrap_err();
+    assert_eq!(err.path, "general_settings.master_key");
+    assert!(err.message.contains("NOT_SET_ANYWHERE"));
+}
+
+#[test]
+fn file_environment_variables_feed_substitution() {
+    let cfg = load(
+        "environment_variables:\n  MY_KEY: from-file\nmodel_list:\n  - model_name: x\n    litellm_params: {model: openai/a, api_key: os.environ/MY_KEY, timeout: \"30\"}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.deployments[0].params.api_key.as_deref(),
+        Some("from-file")
+    );
+    assert_eq!(cfg.deployments[0].timeout_ms, 30_000);
+}
+
+#[test]
+fn provider_key_variable_is_the_fallback() {
+    let cfg =
+        load("model_list:\n  - model_name: x\n    litellm_params: {model: openai/a}\n").unwrap();
+    assert_eq!(
+        cfg.deployments[0].params.api_key.as_deref(),
+        Some("sk-openai")
+    );
+}
+
+#[test]
+fn hidden_alias_is_callable_but_not_listed() {
+    let cfg = load(
+        "model_list:\n  - model_name: x\n    litellm_params: {model: openai/a}\nrouter_settings:\n  model_group_alias:\n    secret: {model: x, hidden: true}\n    shown: x\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.deployments_for("secret").len(), 1);
+    let names = cfg.public_model_names();
+    assert_eq!(names, ["x", "shown"]);
+}
+
+#[test]
+fn empty_config_is_valid() {
+    let cfg = load("").unwrap();
+    assert!(cfg.deployments.is_empty());
+    assert!(cfg.master_key.is_none());
+}

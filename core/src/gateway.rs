@@ -1,0 +1,368 @@
+//! The request pipeline, in one place:
+//!
+//! `authenticate → parse & validate → resolve model group (aliases) → pick deployment →
+//! translate → call upstream → translate back (per chunk when streaming) → respond`.
+//!
+//! Hosts call [`Gateway::handle`] with a buffered request and get back a response whose body is
+//! either complete or a stream they forward chunk by chunk.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{header, Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::auth::{authorize, MasterKey};
+use crate::config::{Config, Deployment};
+use crate::error::{ErrorKind, GatewayError};
+use crate::ids::new_id;
+use crate::ports::{BodyStream, Clock, HttpClient};
+use crate::providers::{mock::Mock, ProviderApi};
+use crate::stream::{ResponseStream, SseOutput, StreamIdentity};
+use crate::validate;
+
+/// The version reported by health endpoints.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// An upstream error body longer than this is cut: it is only read for its message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A response body: complete, or streamed as it is produced.
+pub enum ResponseBody {
+    Full(Bytes),
+    Stream(ResponseStream),
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResponseBody::Full(b) => write!(f, "Full({} bytes)", b.len()),
+            ResponseBody::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+pub type GatewayResponse = http::Response<ResponseBody>;
+
+/// One per instance: config parsed once, clients shared by every request.
+pub struct Gateway {
+    config: Config,
+    master_key: Option<MasterKey>,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+    instance_seed: u64,
+}
+
+impl Gateway {
+    pub fn new(config: Config, http: Arc<dyn HttpClient>, clock: Arc<dyn Clock>) -> Self {
+        let master_key = config.master_key.as_deref().map(MasterKey::new);
+        let instance_seed = clock.now_ms().rotate_left(32) ^ (config.deployments.len() as u64);
+        Gateway {
+            config,
+            master_key,
+            http,
+            clock,
+            instance_seed,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Answers one request. Never panics on client input; every failure is an OpenAI-style error.
+    pub async fn handle(&self, req: http::Request<Bytes>) -> GatewayResponse {
+        match self.route(req).await {
+            Ok(resp) => resp,
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn route(&self, req: http::Request<Bytes>) -> Result<GatewayResponse, GatewayError> {
+        let path = normalise_path(req.uri().path());
+        let method = req.method().clone();
+        // Probes are unauthenticated, as load balancers and Lambda health checks expect.
+        match (&method, path) {
+            (&Method::GET, "/health/liveliness" | "/health/liveness") => {
+                return Ok(json_response(StatusCode::OK, &json!("I'm alive!")))
+            }
+            (&Method::GET, "/health/readiness") => {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"status": "healthy", "db": "Not connected", "cache": null, "litellm_version": VERSION}),
+                ))
+            }
+            _ => {}
+        }
+        authorize(self.master_key.as_ref(), req.headers())?;
+        match (method, path) {
+            (Method::GET, "/models") => Ok(self.models()),
+            (Method::GET, p) if p.starts_with("/models/") => self.model(&p["/models/".len()..]),
+            (Method::POST, "/chat/completions") => self.chat(req.into_body()).await,
+            (Method::POST, "/completions") => self.completions(req.into_body()).await,
+            (Method::POST, "/embeddings") => self.embeddings(req.into_body()).await,
+            (_, "/models" | "/chat/completions" | "/completions" | "/embeddings") => {
+                Err(GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("Method not allowed on {path}"),
+                )
+                .with_status(405))
+            }
+            _ => Err(
+                GatewayError::new(ErrorKind::NotFound, format!("Unknown route: {path}"))
+                    .with_code("route_not_found"),
+            ),
+        }
+    }
+
+    fn models(&self) -> GatewayResponse {
+        let data: Vec<Value> = self
+            .config
+            .public_model_names()
+            .iter()
+            .map(|n| model_object(n))
+            .collect();
+        json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+    }
+
+    fn model(&self, name: &str) -> Result<GatewayResponse, GatewayError> {
+        if self.config.deployments_for(name).is_empty() {
+            return Err(unknown_model(name));
+        }
+        Ok(json_response(StatusCode::OK, &model_object(name)))
+    }
+
+    /// The deployment that serves `model`. Routing strategies arrive with the router; until then
+    /// the first deployment of the group serves.
+    fn pick(&self, model: &str) -> Result<Arc<Deployment>, GatewayError> {
+        self.config
+            .deployments_for(model)
+            .first()
+            .map(|d| Arc::clone(d))
+            .ok_or_else(|| unknown_model(model))
+    }
+
+    async fn chat(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+        let req = validate::chat_request(validate::json_object(&body)?)?;
+        let requested_model = req.model.clone();
+        let d = self.pick(&requested_model)?;
+        let mut req = validate::apply_defaults(req, &d.request_defaults)?;
+        // A request's own mock_response is answered by the built-in mock, as in LiteLLM.
+        let mock_requested = req.extra.contains_key("mock_response");
+        let api: &dyn ProviderApi = if mock_requested {
+            &Mock
+        } else {
+            d.provider.api()?
+        };
+        let drop = req
+            .extra
+            .get("drop_params")
+            .and_then(Value::as_bool)
+            .unwrap_or(d.drop_params);
+        let mock_value = req.extra.remove("mock_response");
+        validate::strip_gateway_params(&mut req.extra);
+        if let Some(supported) = api.supported_chat_params() {
+            req = validate::enforce_supported_params(req, supported, drop, d.provider.prefix())?;
+        }
+        if let Some(v) = mock_value.filter(|_| mock_requested) {
+            req.extra.insert("mock_response".into(), v);
+        }
+
+        let upstream = self.call(api, api.chat_request(&req, &d)?, &d).await?;
+        if req.is_stream() {
+            let identity = self.stream_identity("chatcmpl-", &requested_model, req.include_usage());
+            let out = SseOutput::new(upstream, api.chat_stream(&req, &d), identity);
+            return Ok(sse_response(out.boxed()));
+        }
+        let mut completion = api.chat_response(&read_all(upstream, usize::MAX).await?, &d)?;
+        completion.model = requested_model;
+        if completion.id.is_empty() {
+            completion.id = new_id("chatcmpl-", self.clock.now_ms(), self.instance_seed);
+        }
+        if completion.created == 0 {
+            completion.created = self.clock.now_ms() / 1000;
+        }
+        "chat.completion".clone_into(&mut completion.object);
+        Ok(json_response(StatusCode::OK, &completion))
+    }
+
+    async fn completions(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+        let mut value = validate::json_object(&body)?;
+        let requested_model = validate::model_name(&value)?;
+        validate::completion_prompt(&value)?;
+        let d = self.pick(&requested_model)?;
+        let (api, stream, include_usage) = self.prepare_passthrough(&mut value, &d)?;
+        let upstream = self
+            .call(api, api.completion_request(&value, &d)?, &d)
+            .await?;
+        if stream {
+            let identity = self.stream_identity("cmpl-", &requested_model, include_usage);
+            return Ok(sse_response(
+                SseOutput::new(upstream, api.completion_stream(&d), identity).boxed(),
+            ));
+        }
+        let mut answer = api.completion_response(&read_all(upstream, usize::MAX).await?, &d)?;
+        answer["model"] = Value::String(requested_model);
+        Ok(json_response(StatusCode::OK, &answer))
+    }
+
+    async fn embeddings(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+        let mut value = validate::json_object(&body)?;
+        let requested_model = validate::model_name(&value)?;
+        validate::embeddings_input(&value)?;
+        let d = self.pick(&requested_model)?;
+        let (api, _, _) = self.prepare_passthrough(&mut value, &d)?;
+        let upstream = self
+            .call(api, api.embeddings_request(&value, &d)?, &d)
+            .await?;
+        let mut answer = api.embeddings_response(&read_all(upstream, usize::MAX).await?, &d)?;
+        answer["model"] = Value::String(requested_model);
+        Ok(json_response(StatusCode::OK, &answer))
+    }
+
+    /// For JSON bodies forwarded nearly as-is: applies defaults, strips gateway-only fields, asks
+    /// for usage on streams, and picks the API (the mock when the request asks for it).
+    fn prepare_passthrough(
+        &self,
+        value: &mut Value,
+        d: &Deployment,
+    ) -> Result<(&'static dyn ProviderApi, bool, bool), GatewayError> {
+        let obj = value.as_object_mut().expect("validated as an object");
+        let mock = obj.remove("mock_response");
+        let api: &'static dyn ProviderApi = if mock.is_some() {
+            &Mock
+        } else {
+            d.provider.api()?
+        };
+        validate::strip_gateway_params(obj);
+        if let Some(m) = mock {
+            obj.insert("mock_response".into(), m);
+        }
+        let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let include_usage = obj
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if stream {
+            obj.insert("stream_options".into(), json!({"include_usage": true}));
+        }
+        Ok((api, stream, include_usage))
+    }
+
+    fn stream_identity(&self, prefix: &str, model: &str, include_usage: bool) -> StreamIdentity {
+        let now = self.clock.now_ms();
+        StreamIdentity {
+            fallback_id: new_id(prefix, now, self.instance_seed),
+            model: model.to_string(),
+            fallback_created: now / 1000,
+            include_usage,
+        }
+    }
+
+    /// Sends the translated request (or lets an in-process provider answer it) and turns a
+    /// non-2xx answer into the provider's error, with its status kept.
+    async fn call(
+        &self,
+        api: &dyn ProviderApi,
+        request: http::Request<Bytes>,
+        d: &Deployment,
+    ) -> Result<BodyStream, GatewayError> {
+        let response = match api.answer_locally(&request) {
+            Some(r) => r,
+            None => self.http.send(request, d.timeout_ms).await?,
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.into_body());
+        }
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_all(response.into_body(), MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        let mut err = api.error(status.as_u16(), &body);
+        err.retry_after = retry_after;
+        Err(err)
+    }
+}
+
+fn unknown_model(name: &str) -> GatewayError {
+    GatewayError::invalid_request(format!(
+        "Invalid model name passed in model={name}. Call `/v1/models` to view available models."
+    ))
+    .with_param("model")
+    .with_code("model_not_found")
+}
+
+fn model_object(name: &str) -> Value {
+    json!({"id": name, "object": "model", "created": 1_677_610_602u64, "owned_by": "openai"})
+}
+
+/// `/v1/x`, `/x` and `/x/` are the same route.
+fn normalise_path(path: &str) -> &str {
+    let p = path
+        .strip_prefix("/v1")
+        .filter(|p| p.is_empty() || p.starts_with('/'))
+        .unwrap_or(path);
+    let p = p.trim_end_matches('/');
+    if p.is_empty() {
+        "/"
+    } else {
+        p
+    }
+}
+
+/// Collects a body, up to `limit` bytes.
+async fn read_all(mut body: BodyStream, limit: usize) -> Result<Bytes, GatewayError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    Ok(buf.freeze())
+}
+
+pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> GatewayResponse {
+    let bytes = serde_json::to_vec(body)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::from_static(b"{}"));
+    http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(ResponseBody::Full(bytes))
+        .expect("static headers are valid")
+}
+
+fn sse_response(stream: ResponseStream) -> GatewayResponse {
+    http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(ResponseBody::Stream(stream))
+        .expect("static headers are valid")
+}
+
+/// The one place a [`GatewayError`] becomes an HTTP response.
+pub fn error_response(e: &GatewayError) -> GatewayResponse {
+    let mut resp = json_response(e.status(), &e.to_json());
+    if let Some(v) = e
+        .retry_after
+        .as_deref()
+        .and_then(|v| http::HeaderValue::from_str(v).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,23 @@
+//! Tollgate's runtime-neutral core.
+//!
+//! Everything that decides something lives here: config, auth, request validation, provider
+//! translation, streaming and error mapping. Hosts (`tollgate-lambda`, `tollgate-workers`) only
+//! convert their runtime's request/response types and implement the [`ports`].
+//!
+//! The request pipeline is in [`gateway`]; read that file first.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod ids;
+pub mod openai;
+pub mod ports;
+pub mod providers;
+pub mod sse;
+pub mod stream;
+pub mod validate;
+
+pub use config::Config;
+pub use error::GatewayError;
+pub use gateway::{Gateway, GatewayResponse, ResponseBody};

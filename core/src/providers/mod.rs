@@ -1,0 +1,339 @@
+//! Provider APIs. One module per upstream API, each implementing [`ProviderApi`]: build the
+//! upstream request from an OpenAI one, parse the full response, translate the stream
+//! (a stateful [`StreamTranslator`] per request), and map errors.
+//!
+//! The OpenAI-compatible family (Mistral, Groq, Together, ...) is one module driven by a table
+//! ([`openai_compatible::COMPATIBLE`]).
+
+pub mod anthropic;
+pub mod mock;
+pub mod openai_compatible;
+pub mod text_completion;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::config::Deployment;
+use crate::error::{ErrorKind, GatewayError};
+use crate::openai::{ChatChunk, ChatCompletion, ChatRequest, Usage};
+use crate::ports::{BodyStream, MaybeSend};
+use openai_compatible::CompatibleProvider;
+
+/// Which API a deployment speaks, from the `provider/` prefix of `litellm_params.model`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ProviderId {
+    /// OpenAI itself or a service that speaks its API.
+    OpenAiCompatible(&'static CompatibleProvider),
+    /// OpenAI's legacy `/v1/completions` models (`text-completion-openai/`).
+    TextCompletionOpenAi,
+    Anthropic,
+    /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
+    Mock,
+    /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
+    /// requests to it fail with a clear 501 instead of the config being refused.
+    NotYetTranslated(&'static str),
+}
+
+/// LiteLLM prefixes that load but are not translated in this version.
+const NOT_YET_TRANSLATED: &[&str] = &[
+    "gemini",
+    "vertex_ai",
+    "vertex_ai_beta",
+    "cohere",
+    "cohere_chat",
+    "bedrock",
+    "azure",
+    "azure_ai",
+    "ollama",
+    "ollama_chat",
+    "huggingface",
+    "replicate",
+    "stability",
+    "sagemaker",
+    "watsonx",
+    "ai21",
+    "aleph_alpha",
+    "palm",
+    "vertex_ai_anthropic",
+];
+
+impl ProviderId {
+    /// Splits `provider/upstream-model`. A bare name is inferred the way LiteLLM does for the
+    /// best-known families (`gpt-*` → openai, `claude-*` → anthropic).
+    pub fn parse(model: &str) -> Result<(ProviderId, &str), String> {
+        let model = model.trim();
+        if model.is_empty() {
+            return Err("must not be empty; expected provider/model, e.g. openai/gpt-4o".into());
+        }
+        let Some((prefix, rest)) = model.split_once('/') else {
+            return infer_bare(model).map(|p| (p, model)).ok_or_else(|| {
+                format!("{model:?} has no provider prefix; expected provider/model, e.g. openai/{model}")
+            });
+        };
+        if rest.is_empty() {
+            return Err(format!(
+                "{model:?} names no model after the provider prefix"
+            ));
+        }
+        let id = match prefix {
+            "anthropic" => ProviderId::Anthropic,
+            "mock" => ProviderId::Mock,
+            "text-completion-openai" => ProviderId::TextCompletionOpenAi,
+            p => match openai_compatible::find(p) {
+                Some(c) => ProviderId::OpenAiCompatible(c),
+                None => match NOT_YET_TRANSLATED.iter().find(|n| **n == p) {
+                    Some(n) => ProviderId::NotYetTranslated(n),
+                    None => return Err(format!("unknown provider prefix {p:?} in {model:?}")),
+                },
+            },
+        };
+        Ok((id, rest))
+    }
+
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            ProviderId::OpenAiCompatible(c) => c.prefix,
+            ProviderId::TextCompletionOpenAi => "text-completion-openai",
+            ProviderId::Anthropic => "anthropic",
+            ProviderId::Mock => "mock",
+            ProviderId::NotYetTranslated(p) => p,
+        }
+    }
+
+    /// The variable LiteLLM reads the key from when `api_key` is not set.
+    pub fn api_key_env(&self) -> Option<&'static str> {
+        match self {
+            ProviderId::OpenAiCompatible(c) => Some(c.key_env),
+            ProviderId::TextCompletionOpenAi => Some("OPENAI_API_KEY"),
+            ProviderId::Anthropic => Some("ANTHROPIC_API_KEY"),
+            ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
+        }
+    }
+
+    /// The translation module for this provider.
+    pub fn api(&self) -> Result<&'static dyn ProviderApi, GatewayError> {
+        match self {
+            ProviderId::OpenAiCompatible(_) => Ok(&openai_compatible::OpenAiCompatible),
+            ProviderId::TextCompletionOpenAi => Ok(&text_completion::TextCompletionOpenAi),
+            ProviderId::Anthropic => Ok(&anthropic::Anthropic),
+            ProviderId::Mock => Ok(&mock::Mock),
+            ProviderId::NotYetTranslated(p) => Err(GatewayError::new(
+                ErrorKind::NotImplemented,
+                format!("provider {p:?} is accepted in config but not translated by this Tollgate version yet"),
+            )
+            .with_code("provider_not_translated")),
+        }
+    }
+}
+
+fn infer_bare(model: &str) -> Option<ProviderId> {
+    const OPENAI: &[&str] = &[
+        "gpt-",
+        "o1",
+        "o3",
+        "o4",
+        "chatgpt-",
+        "text-embedding-",
+        "davinci",
+        "babbage",
+        "dall-e",
+    ];
+    if OPENAI.iter().any(|p| model.starts_with(p)) {
+        return openai_compatible::find("openai").map(ProviderId::OpenAiCompatible);
+    }
+    if model.starts_with("claude") {
+        return Some(ProviderId::Anthropic);
+    }
+    None
+}
+
+/// Translates one upstream stream into OpenAI chunks. Created per request; fed raw bytes as
+/// they arrive (split anywhere), so it buffers partial frames.
+pub trait StreamTranslator: MaybeSend {
+    type Chunk: StreamChunk;
+
+    /// Pushes every chunk `bytes` completes onto `out`. An upstream error event is an `Err`.
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<Self::Chunk>) -> Result<(), GatewayError>;
+
+    /// The upstream body ended. `Err` when it ended before the provider's own end marker: the
+    /// client must then see an error, not a clean finish.
+    fn finish(&mut self, out: &mut Vec<Self::Chunk>) -> Result<(), GatewayError>;
+
+    /// Usage reported so far (complete once `finish` returned `Ok`).
+    fn usage(&self) -> Option<Usage>;
+}
+
+/// A chunk the output stage can stamp with the response's one id and the requested model.
+pub trait StreamChunk: serde::Serialize + MaybeSend + Unpin {
+    fn id(&self) -> &str;
+    fn created(&self) -> u64;
+    fn stamp(&mut self, id: &str, model: &str, created: u64);
+    fn usage_only(usage: Usage) -> Self;
+}
+
+pub type ChatStream = Box<dyn StreamTranslator<Chunk = ChatChunk>>;
+pub type TextStream = Box<dyn StreamTranslator<Chunk = text_completion::TextChunk>>;
+
+/// One provider API. Chat is required; embeddings and legacy completions are optional and
+/// refused with a clear 400 by default.
+pub trait ProviderApi: Sync {
+    /// The OpenAI chat parameters this API can express; `None` means it takes them all.
+    /// Others are refused with a 400 naming them, or dropped when `drop_params` is on.
+    fn supported_chat_params(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    fn chat_request(
+        &self,
+        req: &ChatRequest,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError>;
+
+    fn chat_response(&self, body: &[u8], d: &Deployment) -> Result<ChatCompletion, GatewayError>;
+
+    fn chat_stream(&self, req: &ChatRequest, d: &Deployment) -> ChatStream;
+
+    /// Maps an upstream error response to an OpenAI-style error with the same status.
+    fn error(&self, status: u16, body: &[u8]) -> GatewayError;
+
+    fn embeddings_request(
+        &self,
+        _req: &Value,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        Err(unsupported(d, "embeddings"))
+    }
+
+    fn embeddings_response(&self, body: &[u8], _d: &Deployment) -> Result<Value, GatewayError> {
+        parse_json(body)
+    }
+
+    fn completion_request(
+        &self,
+        _req: &Value,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        Err(unsupported(d, "/v1/completions"))
+    }
+
+    fn completion_response(&self, body: &[u8], _d: &Deployment) -> Result<Value, GatewayError> {
+        parse_json(body)
+    }
+
+    fn completion_stream(&self, _d: &Deployment) -> TextStream {
+        Box::new(text_completion::TextStreamPassthrough::default())
+    }
+
+    /// Providers that answer in-process (the built-in mock) return their response here and no
+    /// network call is made.
+    fn answer_locally(&self, _req: &http::Request<Bytes>) -> Option<http::Response<BodyStream>> {
+        None
+    }
+}
+
+pub fn unsupported(d: &Deployment, what: &str) -> GatewayError {
+    GatewayError::invalid_request(format!(
+        "model {:?} (provider {}) does not support {what}",
+        d.model_name,
+        d.provider.prefix()
+    ))
+    .with_code("unsupported_endpoint")
+}
+
+/// Parses an upstream JSON body; garbage from upstream is a 502, not the client's fault.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
+    serde_json::from_slice(body).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::BadGateway,
+            format!("the provider returned an unreadable response: {e}"),
+        )
+    })
+}
+
+/// Joins a base URL (no trailing slash assumed) and an API path.
+pub fn join_url(base: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with(path) {
+        base.to_string()
+    } else {
+        format!("{base}{path}")
+    }
+}
+
+/// A JSON POST with the given headers.
+pub fn json_post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<http::Request<Bytes>, GatewayError> {
+    let mut b = http::Request::post(url).header(http::header::CONTENT_TYPE, "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Bytes::from(body)).map_err(|e| {
+        GatewayError::invalid_request(format!("cannot build upstream request to {url}: {e}"))
+            .with_param("api_base")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_resolve() {
+        assert_eq!(
+            ProviderId::parse("anthropic/claude-3").unwrap().0,
+            ProviderId::Anthropic
+        );
+        let (p, m) = ProviderId::parse("groq/llama-3.1-8b").unwrap();
+        assert_eq!(p.prefix(), "groq");
+        assert_eq!(m, "llama-3.1-8b");
+        // Upstream names may themselves hold slashes.
+        let (p, m) = ProviderId::parse("openrouter/meta-llama/llama-3-70b").unwrap();
+        assert_eq!(p.prefix(), "openrouter");
+        assert_eq!(m, "meta-llama/llama-3-70b");
+    }
+
+    #[test]
+    fn bare_names_are_inferred_or_refused() {
+        assert_eq!(ProviderId::parse("gpt-4o").unwrap().0.prefix(), "openai");
+        assert_eq!(
+            ProviderId::parse("claude-3-haiku").unwrap().0,
+            ProviderId::Anthropic
+        );
+        assert!(ProviderId::parse("llama3")
+            .unwrap_err()
+            .contains("no provider prefix"));
+    }
+
+    #[test]
+    fn unknown_prefix_is_refused_and_pending_ones_load() {
+        assert!(ProviderId::parse("nosuch/x")
+            .unwrap_err()
+            .contains("unknown provider prefix"));
+        let (p, _) = ProviderId::parse("gemini/gemini-pro").unwrap();
+        assert_eq!(p.api().err().map(|e| e.status().as_u16()), Some(501));
+    }
+
+    #[test]
+    fn join_url_does_not_double_the_path() {
+        assert_eq!(
+            join_url("http://h/v1/", "/chat/completions"),
+            "http://h/v1/chat/completions"
+        );
+        assert_eq!(
+            join_url("http://h/v1/messages", "/v1/messages"),
+            "http://h/v1/messages"
+        );
+    }
+}
+
+/// The upstream stream ended before its end marker.
+pub fn stream_cut() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::BadGateway,
+        "the provider's stream ended before it was complete",
+    )
+    .with_code("stream_interrupted")
+}

@@ -1,0 +1,449 @@
+//! OpenAI's own API and every service that speaks it, driven by one table of base URLs,
+//! key variables and quirks. Requests pass through nearly untouched (only `model` changes),
+//! which keeps new OpenAI parameters working without a Tollgate release.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{join_url, json_post, parse_json, ChatStream, ProviderApi, StreamTranslator};
+use crate::config::Deployment;
+use crate::error::GatewayError;
+use crate::openai::{ChatChunk, ChatCompletion, ChatRequest, StreamOptions, Usage};
+use crate::sse::{SseDecoder, SseEvent};
+
+/// One OpenAI-compatible service.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CompatibleProvider {
+    /// The LiteLLM prefix, e.g. `groq` in `groq/llama-3.1-8b-instant`.
+    pub prefix: &'static str,
+    /// Base URL the API paths (`/chat/completions`, ...) are appended to.
+    pub default_base: &'static str,
+    /// Where the key comes from when `api_key` is not configured.
+    pub key_env: &'static str,
+    /// Accepts `stream_options.include_usage`; where it does, Tollgate always asks for usage
+    /// so spend can be counted even when the client did not ask for it.
+    pub stream_usage: bool,
+}
+
+const fn p(
+    prefix: &'static str,
+    default_base: &'static str,
+    key_env: &'static str,
+    stream_usage: bool,
+) -> CompatibleProvider {
+    CompatibleProvider {
+        prefix,
+        default_base,
+        key_env,
+        stream_usage,
+    }
+}
+
+/// The OpenAI-compatible family. Base URLs are the providers' documented ones.
+pub static COMPATIBLE: &[CompatibleProvider] = &[
+    p(
+        "openai",
+        "https://api.openai.com/v1",
+        "OPENAI_API_KEY",
+        true,
+    ),
+    p(
+        "mistral",
+        "https://api.mistral.ai/v1",
+        "MISTRAL_API_KEY",
+        false,
+    ),
+    p(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        "GROQ_API_KEY",
+        true,
+    ),
+    p(
+        "together_ai",
+        "https://api.together.xyz/v1",
+        "TOGETHERAI_API_KEY",
+        true,
+    ),
+    p(
+        "deepseek",
+        "https://api.deepseek.com/v1",
+        "DEEPSEEK_API_KEY",
+        true,
+    ),
+    p(
+        "fireworks_ai",
+        "https://api.fireworks.ai/inference/v1",
+        "FIREWORKS_AI_API_KEY",
+        true,
+    ),
+    p(
+        "openrouter",
+        "https://openrouter.ai/api/v1",
+        "OPENROUTER_API_KEY",
+        true,
+    ),
+    // Perplexity reports usage on every chunk and does not take stream_options.
+    p(
+        "perplexity",
+        "https://api.perplexity.ai",
+        "PERPLEXITYAI_API_KEY",
+        false,
+    ),
+    p("xai", "https://api.x.ai/v1", "XAI_API_KEY", true),
+    p(
+        "deepinfra",
+        "https://api.deepinfra.com/v1/openai",
+        "DEEPINFRA_API_KEY",
+        true,
+    ),
+    p(
+        "cerebras",
+        "https://api.cerebras.ai/v1",
+        "CEREBRAS_API_KEY",
+        true,
+    ),
+    p(
+        "hosted_vllm",
+        "http://localhost:8000/v1",
+        "HOSTED_VLLM_API_KEY",
+        true,
+    ),
+    p(
+        "lm_studio",
+        "http://localhost:1234/v1",
+        "LM_STUDIO_API_KEY",
+        true,
+    ),
+    p(
+        "custom_openai",
+        "http://localhost:8000/v1",
+        "OPENAI_API_KEY",
+        true,
+    ),
+    p(
+        "openai_like",
+        "http://localhost:8000/v1",
+        "OPENAI_LIKE_API_KEY",
+        true,
+    ),
+];
+
+pub fn find(prefix: &str) -> Option<&'static CompatibleProvider> {
+    COMPATIBLE.iter().find(|c| c.prefix == prefix)
+}
+
+fn provider(d: &Deployment) -> &'static CompatibleProvider {
+    match d.provider {
+        super::ProviderId::OpenAiCompatible(c) => c,
+        // The text-completion and mock modules reuse this one with OpenAI's own settings.
+        _ => &COMPATIBLE[0],
+    }
+}
+
+fn base_url(d: &Deployment) -> &str {
+    d.params
+        .api_base
+        .as_deref()
+        .unwrap_or(provider(d).default_base)
+}
+
+/// A POST to `path` under the deployment's base URL, with bearer auth when a key is set.
+pub fn post(
+    d: &Deployment,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<http::Request<Bytes>, GatewayError> {
+    let url = join_url(base_url(d), path);
+    let auth = d.params.api_key.as_deref().map(|k| format!("Bearer {k}"));
+    let org = d.params.extra.get("organization").and_then(Value::as_str);
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+    if let Some(a) = auth.as_deref() {
+        headers.push(("authorization", a));
+    }
+    if let Some(o) = org {
+        headers.push(("openai-organization", o));
+    }
+    json_post(&url, &headers, body)
+}
+
+/// A JSON body with `model` replaced by the upstream name.
+pub fn with_model(req: &Value, d: &Deployment) -> Result<Vec<u8>, GatewayError> {
+    let mut v = req.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("model".into(), Value::String(d.upstream_model.clone()));
+    }
+    serde_json::to_vec(&v).map_err(|e| GatewayError::invalid_request(e.to_string()))
+}
+
+pub struct OpenAiCompatible;
+
+impl ProviderApi for OpenAiCompatible {
+    fn chat_request(
+        &self,
+        req: &ChatRequest,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        let mut upstream = req.clone();
+        upstream.model = d.upstream_model.clone();
+        if upstream.is_stream() && provider(d).stream_usage {
+            let opts = upstream
+                .stream_options
+                .get_or_insert_with(StreamOptions::default);
+            opts.include_usage = Some(true);
+        }
+        let body = serde_json::to_vec(&upstream)
+            .map_err(|e| GatewayError::invalid_request(e.to_string()))?;
+        post(d, "/chat/completions", body)
+    }
+
+    fn chat_response(&self, body: &[u8], _d: &Deployment) -> Result<ChatCompletion, GatewayError> {
+        parse_json(body)
+    }
+
+    fn chat_stream(&self, _req: &ChatRequest, _d: &Deployment) -> ChatStream {
+        Box::new(OpenAiChatStream::default())
+    }
+
+    fn error(&self, status: u16, body: &[u8]) -> GatewayError {
+        openai_error(status, body)
+    }
+
+    fn embeddings_request(
+        &self,
+        req: &Value,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        post(d, "/embeddings", with_model(req, d)?)
+    }
+
+    fn completion_request(
+        &self,
+        req: &Value,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        post(d, "/completions", with_model(req, d)?)
+    }
+}
+
+/// Reads `{"error": {"message", "type", "param", "code"}}`, keeping the upstream status.
+pub fn openai_error(status: u16, body: &[u8]) -> GatewayError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let err = parsed.as_ref().and_then(|v| v.get("error"));
+    let message = match err {
+        Some(Value::Object(o)) => o
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("upstream error")
+            .to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => fallback_message(status, body),
+    };
+    let mut e = GatewayError::upstream(status, message);
+    if let Some(Value::Object(o)) = err {
+        e.param = o.get("param").and_then(Value::as_str).map(str::to_string);
+        e.code = match o.get("code") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+    }
+    e
+}
+
+/// The raw body, shortened, when an upstream error is not JSON.
+pub fn fallback_message(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.chars().take(500).collect();
+    if text.trim().is_empty() {
+        format!("the provider answered with status {status}")
+    } else {
+        format!(
+            "the provider answered with status {status}: {}",
+            text.trim()
+        )
+    }
+}
+
+/// OpenAI SSE → OpenAI chunks: parse each event, lift usage out (the output stage decides
+/// whether the client sees it), and notice whether the stream really ended.
+#[derive(Default)]
+pub struct OpenAiChatStream {
+    decoder: SseDecoder,
+    events: Vec<SseEvent>,
+    usage: Option<Usage>,
+    finished: bool,
+}
+
+impl OpenAiChatStream {
+    fn take_events(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
+        for ev in self.events.drain(..) {
+            let data = ev.data.trim();
+            if data == "[DONE]" {
+                self.finished = true;
+                continue;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let value: Value = parse_json(data.as_bytes())?;
+            if value.get("error").is_some() {
+                let mut e = openai_error(500, data.as_bytes());
+                e.status = None;
+                return Err(e);
+            }
+            let mut chunk: ChatChunk = serde_json::from_value(value).map_err(|e| {
+                GatewayError::new(
+                    crate::error::ErrorKind::BadGateway,
+                    format!("unreadable stream chunk from the provider: {e}"),
+                )
+            })?;
+            if let Some(u) = chunk.usage.take() {
+                self.usage = Some(u);
+            }
+            if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
+                self.finished = true;
+            }
+            if !chunk.choices.is_empty() {
+                out.push(chunk);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StreamTranslator for OpenAiChatStream {
+    type Chunk = ChatChunk;
+
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
+        self.decoder.feed(bytes, &mut self.events);
+        self.take_events(out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
+        self.decoder.finish(&mut self.events);
+        self.take_events(out)?;
+        if self.finished {
+            Ok(())
+        } else {
+            Err(super::stream_cut())
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn deployment(yaml_params: &str) -> Deployment {
+        let yaml = format!("model_list:\n  - model_name: g\n    litellm_params: {yaml_params}\n");
+        let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
+        (*cfg.deployments[0]).clone()
+    }
+
+    fn chat(json: Value) -> ChatRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn request_goes_to_default_base_with_upstream_model() {
+        let d = deployment("{model: groq/llama3-8b, api_key: k}");
+        let req = chat(
+            serde_json::json!({"model": "g", "messages": [{"role": "user", "content": "hi"}], "seed": 1}),
+        );
+        let r = OpenAiCompatible.chat_request(&req, &d).unwrap();
+        assert_eq!(r.uri(), "https://api.groq.com/openai/v1/chat/completions");
+        assert_eq!(r.headers()["authorization"], "Bearer k");
+        let body: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["model"], "llama3-8b");
+        assert_eq!(body["seed"], 1);
+    }
+
+    #[test]
+    fn api_base_replaces_the_default_and_streams_ask_for_usage() {
+        let d = deployment("{model: openai/gpt-4o, api_base: 'http://127.0.0.1:9/v1'}");
+        let req = chat(
+            serde_json::json!({"model": "g", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        );
+        let r = OpenAiCompatible.chat_request(&req, &d).unwrap();
+        assert_eq!(r.uri(), "http://127.0.0.1:9/v1/chat/completions");
+        assert!(r.headers().get("authorization").is_none());
+        let body: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn mistral_is_not_sent_stream_options() {
+        let d = deployment("{model: mistral/mistral-small, api_key: k}");
+        let req = chat(
+            serde_json::json!({"model": "g", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        );
+        let body: Value =
+            serde_json::from_slice(OpenAiCompatible.chat_request(&req, &d).unwrap().body())
+                .unwrap();
+        assert!(body.get("stream_options").is_none());
+    }
+
+    const STREAM: &str = concat!(
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    #[test]
+    fn stream_translates_identically_at_every_split() {
+        for split in 0..STREAM.len() {
+            let mut t = OpenAiChatStream::default();
+            let mut out = Vec::new();
+            t.feed(&STREAM.as_bytes()[..split], &mut out).unwrap();
+            t.feed(&STREAM.as_bytes()[split..], &mut out).unwrap();
+            t.finish(&mut out).unwrap();
+            let text: String = out
+                .iter()
+                .filter_map(|c| c.choices[0].delta.content.clone())
+                .collect();
+            assert_eq!(text, "Hello", "split {split}");
+            assert_eq!(out.len(), 4, "usage-only chunk is lifted out");
+            assert_eq!(t.usage().unwrap().total_tokens, 7);
+        }
+    }
+
+    #[test]
+    fn stream_without_end_is_an_error() {
+        let mut t = OpenAiChatStream::default();
+        let mut out = Vec::new();
+        let cut = &STREAM[..STREAM.find("\"lo\"").unwrap()];
+        t.feed(cut.as_bytes(), &mut out).unwrap();
+        assert!(t.finish(&mut out).is_err());
+    }
+
+    #[test]
+    fn error_event_mid_stream_is_an_error() {
+        let mut t = OpenAiChatStream::default();
+        let err = t
+            .feed(
+                b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(err.message.contains("overloaded"));
+    }
+
+    #[test]
+    fn upstream_error_keeps_status_and_fields() {
+        let e = openai_error(429, br#"{"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#);
+        assert_eq!(e.status().as_u16(), 429);
+        assert_eq!(e.message, "Rate limit");
+        assert_eq!(e.code.as_deref(), Some("rate_limit_exceeded"));
+        let e = openai_error(502, b"<html>bad gateway</html>");
+        assert!(e.message.contains("bad gateway"));
+    }
+}

@@ -1,0 +1,249 @@
+//! The output side of a streamed response: pulls upstream bytes, runs them through the
+//! provider's translator, and frames OpenAI SSE for the client as each piece arrives (nothing
+//! is buffered beyond the current network read).
+//!
+//! Every chunk gets the response's one id, the requested model name and one `created`. A clean
+//! upstream end gives the optional usage chunk and `data: [DONE]`; a broken one gives a
+//! `data: {"error": ...}` event and no `[DONE]`, so clients cannot mistake it for a full answer.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::error::GatewayError;
+use crate::openai::{ChatChunk, Usage};
+use crate::ports::BodyStream;
+use crate::providers::{StreamChunk, StreamTranslator};
+use crate::sse::{data_frame, DONE_FRAME};
+
+/// What a host sends to the client, chunk by chunk.
+#[cfg(not(target_arch = "wasm32"))]
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+/// What a host sends to the client, chunk by chunk.
+#[cfg(target_arch = "wasm32")]
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Bytes>>>;
+
+impl StreamChunk for ChatChunk {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn created(&self) -> u64 {
+        self.created
+    }
+
+    fn stamp(&mut self, id: &str, model: &str, created: u64) {
+        id.clone_into(&mut self.id);
+        model.clone_into(&mut self.model);
+        self.created = created;
+        if self.object.is_empty() {
+            self.object = "chat.completion.chunk".into();
+        }
+    }
+
+    fn usage_only(usage: Usage) -> Self {
+        ChatChunk::usage_only(usage)
+    }
+}
+
+/// Identity of the response every chunk carries.
+pub struct StreamIdentity {
+    /// Used when the upstream's first chunk carries no id of its own.
+    pub fallback_id: String,
+    /// The model name the client asked for.
+    pub model: String,
+    /// Used when the upstream's first chunk carries no timestamp.
+    pub fallback_created: u64,
+    pub include_usage: bool,
+}
+
+pub struct SseOutput<C: StreamChunk> {
+    upstream: Option<BodyStream>,
+    translator: Box<dyn StreamTranslator<Chunk = C>>,
+    identity: StreamIdentity,
+    /// Fixed by the first chunk: (id, created).
+    stamped: Option<(String, u64)>,
+    ready: VecDeque<Bytes>,
+    scratch: Vec<C>,
+}
+
+impl<C: StreamChunk + 'static> SseOutput<C> {
+    pub fn new(
+        upstream: BodyStream,
+        translator: Box<dyn StreamTranslator<Chunk = C>>,
+        identity: StreamIdentity,
+    ) -> Self {
+        SseOutput {
+            upstream: Some(upstream),
+            translator,
+            identity,
+            stamped: None,
+            ready: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn boxed(self) -> ResponseStream {
+        Box::pin(self)
+    }
+
+    fn stamp_and_queue(&mut self) {
+        for mut chunk in self.scratch.drain(..) {
+            let (id, created) = self.stamped.get_or_insert_with(|| {
+                let id = if chunk.id().is_empty() {
+                    self.identity.fallback_id.clone()
+                } else {
+                    chunk.id().to_string()
+                };
+                let created = if chunk.created() == 0 {
+                    self.identity.fallback_created
+                } else {
+                    chunk.created()
+                };
+                (id, created)
+            });
+            chunk.stamp(id, &self.identity.model, *created);
+            match serde_json::to_vec(&chunk) {
+                Ok(json) => self.ready.push_back(data_frame(&json)),
+                Err(e) => self.ready.push_back(error_frame(&GatewayError::new(
+                    crate::error::ErrorKind::Api,
+                    e.to_string(),
+                ))),
+            }
+        }
+    }
+
+    fn end_cleanly(&mut self) {
+        if self.identity.include_usage {
+            if let Some(usage) = self.translator.usage() {
+                self.scratch.push(C::usage_only(usage));
+                self.stamp_and_queue();
+            }
+        }
+        self.ready.push_back(Bytes::from_static(DONE_FRAME));
+        self.upstream = None;
+    }
+
+    fn end_with_error(&mut self, err: &GatewayError) {
+        self.stamp_and_queue();
+        self.ready.push_back(error_frame(err));
+        self.upstream = None;
+    }
+}
+
+/// `data: {"error": {...}}`, the event OpenAI's SDKs raise as an APIError.
+pub fn error_frame(err: &GatewayError) -> Bytes {
+    data_frame(err.to_json().to_string().as_bytes())
+}
+
+impl<C: StreamChunk + 'static> Stream for SseOutput<C> {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(frame) = this.ready.pop_front() {
+                return Poll::Ready(Some(frame));
+            }
+            let Some(upstream) = this.upstream.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(bytes))) => {
+                    match this.translator.feed(bytes.as_ref(), &mut this.scratch) {
+                        Ok(()) => this.stamp_and_queue(),
+                        Err(e) => this.end_with_error(&e),
+                    }
+                }
+                Poll::Ready(Some(Err(transport))) => {
+                    let e = crate::providers::stream_cut();
+                    let e = GatewayError {
+                        message: format!("{} ({transport})", e.message),
+                        ..e
+                    };
+                    this.end_with_error(&e);
+                }
+                Poll::Ready(None) => match this.translator.finish(&mut this.scratch) {
+                    Ok(()) => {
+                        this.stamp_and_queue();
+                        this.end_cleanly();
+                    }
+                    Err(e) => this.end_with_error(&e),
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::TransportError;
+    use crate::providers::openai_compatible::OpenAiChatStream;
+    use futures_util::StreamExt;
+
+    const CHUNK: &str = "data: {\"id\":\"up-1\",\"object\":\"chat.completion.chunk\",\"created\":9,\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n";
+    const END: &str = "data: {\"id\":\"up-1\",\"created\":9,\"model\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"up-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\ndata: [DONE]\n\n";
+
+    fn run(parts: Vec<Result<&'static str, TransportError>>, include_usage: bool) -> String {
+        let upstream: BodyStream =
+            Box::pin(futures_util::stream::iter(parts.into_iter().map(|p| {
+                p.map(|s: &'static str| Bytes::from_static(s.as_bytes()))
+            })));
+        let out = SseOutput::new(
+            upstream,
+            Box::new(OpenAiChatStream::default()),
+            StreamIdentity {
+                fallback_id: "chatcmpl-x".into(),
+                model: "my-group".into(),
+                fallback_created: 1,
+                include_usage,
+            },
+        );
+        let frames: Vec<Bytes> = futures_executor::block_on(out.collect());
+        frames
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn clean_stream_is_restamped_and_closed() {
+        let s = run(vec![Ok(CHUNK), Ok(END)], true);
+        assert!(s.contains("\"model\":\"my-group\""));
+        assert!(!s.contains("gpt-4o-2024"));
+        assert!(s.contains("\"id\":\"up-1\""));
+        assert!(s.contains("\"total_tokens\":4"));
+        assert!(s.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn usage_is_only_sent_when_asked() {
+        let s = run(vec![Ok(CHUNK), Ok(END)], false);
+        assert!(!s.contains("usage"));
+        assert!(s.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn broken_upstream_gives_error_event_and_no_done() {
+        let s = run(
+            vec![Ok(CHUNK), Err(TransportError::Body("reset".into()))],
+            true,
+        );
+        assert!(s.contains("\"content\":\"Hi\""));
+        assert!(s.contains("data: {\"error\""));
+        assert!(s.contains("stream_interrupted"));
+        assert!(!s.contains("[DONE]"));
+    }
+
+    #[test]
+    fn upstream_ending_early_is_an_error_too() {
+        let s = run(vec![Ok(CHUNK)], false);
+        assert!(s.contains("data: {\"error\""));
+        assert!(!s.contains("[DONE]"));
+    }
+}

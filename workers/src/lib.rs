@@ -1,0 +1,1 @@
+//! Tollgate on Cloudflare Workers (being written).

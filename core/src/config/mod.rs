@@ -144,7 +144,7 @@ impl Config {
             let (provider, upstream_model) = ProviderId::parse(&params.model)
                 .map_err(|m| ConfigError::at(&format!("{path}.litellm_params.model"), m))?;
             let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
-            if !(timeout > 0.0) {
+            if timeout.is_nan() || timeout <= 0.0 {
                 return Err(ConfigError::at(
                     &format!("{path}.litellm_params.timeout"),
                     "must be a positive number of seconds",
@@ -177,10 +177,12 @@ impl Config {
             }));
         }
         let (aliases, hidden_aliases) = parse_aliases(&raw.router_settings.model_group_alias)?;
+        // LiteLLM reads LITELLM_MASTER_KEY when the file sets none.
         let master_key = raw
             .general_settings
             .master_key
             .clone()
+            .or_else(|| lookup("LITELLM_MASTER_KEY"))
             .filter(|k| !k.is_empty());
         Ok(Config {
             deployments,
@@ -255,11 +257,12 @@ fn file_environment(doc: &serde_yaml::Value) -> HashMap<String, String> {
     out
 }
 
+/// Alias → the model groups it stands for.
+type AliasMap = HashMap<String, Vec<String>>;
+
 /// `model_group_alias` values may be a group name, `{model, hidden}`, or (as in the product
 /// brief) a list of group names, whose deployments are pooled.
-fn parse_aliases(
-    map: &Map<String, Value>,
-) -> Result<(HashMap<String, Vec<String>>, Vec<String>), ConfigError> {
+fn parse_aliases(map: &Map<String, Value>) -> Result<(AliasMap, Vec<String>), ConfigError> {
     let mut aliases = HashMap::new();
     let mut hidden = Vec::new();
     for (alias, target) in map {

@@ -150,7 +150,12 @@ fn hidden_alias_is_callable_but_not_listed() {
 
 #[test]
 fn empty_config_is_valid() {
-    let cfg = load("").unwrap();
+    let cfg = Config::from_yaml("", &|_| None).unwrap();
     assert!(cfg.deployments.is_empty());
     assert!(cfg.master_key.is_none());
+    let from_env = Config::from_yaml("", &|n| {
+        (n == "LITELLM_MASTER_KEY").then(|| "sk-env".to_string())
+    })
+    .unwrap();
+    assert_eq!(from_env.master_key.as_deref(), Some("sk-env"));
 }

@@ -164,7 +164,7 @@ fn usage(body: &Value, reply: &str) -> Value {
 
 fn chat_completion(body: &Value, reply: &str) -> Value {
     json!({
-        "id": "chatcmpl-mock", "object": "chat.completion", "created": 0, "model": body["model"],
+        "object": "chat.completion", "created": 0, "model": body["model"],
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop", "logprobs": null}],
         "usage": usage(body, reply),
     })
@@ -190,7 +190,7 @@ fn chat_stream_frames(body: &Value, reply: &str) -> Vec<String> {
     let chunk = |delta: Value, finish: Value| {
         format!(
             "data: {}\n\n",
-            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+            json!({"object": "chat.completion.chunk", "created": 0, "model": body["model"],
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         )
     };
@@ -206,7 +206,7 @@ fn chat_stream_frames(body: &Value, reply: &str) -> Vec<String> {
     frames.push(chunk(json!({}), json!("stop")));
     frames.push(format!(
         "data: {}\n\n",
-        json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": body["model"], "choices": [], "usage": usage(body, reply)})
+        json!({"object": "chat.completion.chunk", "created": 0, "model": body["model"], "choices": [], "usage": usage(body, reply)})
     ));
     frames.push("data: [DONE]\n\n".into());
     frames
@@ -214,7 +214,7 @@ fn chat_stream_frames(body: &Value, reply: &str) -> Vec<String> {
 
 fn text_completion(body: &Value, reply: &str) -> Value {
     json!({
-        "id": "cmpl-mock", "object": "text_completion", "created": 0, "model": body["model"],
+        "object": "text_completion", "created": 0, "model": body["model"],
         "choices": [{"text": reply, "index": 0, "logprobs": null, "finish_reason": "stop"}],
         "usage": usage(body, reply),
     })
@@ -224,7 +224,7 @@ fn text_stream_frames(body: &Value, reply: &str) -> Vec<String> {
     let chunk = |text: &str, finish: Value| {
         format!(
             "data: {}\n\n",
-            json!({"id": "cmpl-mock", "object": "text_completion", "created": 0, "model": body["model"],
+            json!({"object": "text_completion", "created": 0, "model": body["model"],
                    "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}]})
         )
     };
@@ -235,7 +235,7 @@ fn text_stream_frames(body: &Value, reply: &str) -> Vec<String> {
     frames.push(chunk("", json!("stop")));
     frames.push(format!(
         "data: {}\n\n",
-        json!({"id": "cmpl-mock", "object": "text_completion", "created": 0, "model": body["model"], "choices": [], "usage": usage(body, reply)})
+        json!({"object": "text_completion", "created": 0, "model": body["model"], "choices": [], "usage": usage(body, reply)})
     ));
     frames.push("data: [DONE]\n\n".into());
     frames
@@ -271,7 +271,7 @@ fn embeddings(body: &Value) -> Value {
     json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 }
 
-fn vector(text: &str, dims: usize) -> Vec<f64> {
+fn vector(text: &str, dims: usize) -> Vec<f32> {
     // FNV-1a seeded per dimension: cheap, stable across hosts and versions.
     (0..dims)
         .map(|dim| {
@@ -280,7 +280,8 @@ fn vector(text: &str, dims: usize) -> Vec<f64> {
                 h ^= b as u64;
                 h = h.wrapping_mul(0x0100_0000_01b3);
             }
-            ((h % 2000) as f64 / 1000.0) - 1.0
+            // f32 keeps the JSON short (no 0.5820000000000001).
+            ((h % 2000) as f32 / 1000.0) - 1.0
         })
         .collect()
 }

@@ -276,6 +276,15 @@ pub fn json_post(
     })
 }
 
+/// The upstream stream ended before its end marker.
+pub fn stream_cut() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::BadGateway,
+        "the provider's stream ended before it was complete",
+    )
+    .with_code("stream_interrupted")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,13 +336,4 @@ mod tests {
             "http://h/v1/messages"
         );
     }
-}
-
-/// The upstream stream ended before its end marker.
-pub fn stream_cut() -> GatewayError {
-    GatewayError::new(
-        ErrorKind::BadGateway,
-        "the provider's stream ended before it was complete",
-    )
-    .with_code("stream_interrupted")
 }

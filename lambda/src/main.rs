@@ -1,0 +1,87 @@
+//! `tollgate`: one binary, two hosts. Inside Lambda (`AWS_LAMBDA_RUNTIME_API` set) it serves
+//! function-URL requests with response streaming; anywhere else it is a plain HTTP server.
+//! Both hand every request to the same `tollgate_core::Gateway`.
+
+mod cli;
+mod clock;
+mod config_source;
+mod http_client;
+mod lambda_host;
+mod local_server;
+mod response_body;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tollgate_core::Gateway;
+
+fn main() -> ExitCode {
+    init_logging();
+    let args = match cli::Args::parse(std::env::args().skip(1)) {
+        Ok(cli::Command::Run(args)) => args,
+        Ok(cli::Command::Help) => {
+            println!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("tollgate: {message}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let config = match config_source::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("tollgate: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let http = match http_client::ReqwestClient::new() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("tollgate: cannot build the HTTP client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = Arc::new(Gateway::new(config, http, Arc::new(clock::SystemClock)));
+    let result = runtime.block_on(async move {
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            lambda_host::run(gateway).await
+        } else {
+            local_server::run(gateway, &args.host, args.port).await
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `LITELLM_LOG` (LiteLLM's variable) or `RUST_LOG` picks the level; INFO by default.
+/// Request bodies and headers are never logged, so keys and prompts stay out of the logs.
+fn init_logging() {
+    let level = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("LITELLM_LOG").map(|l| l.to_lowercase()))
+        .unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // CloudWatch shows escape codes literally.
+        .with_ansi(std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none())
+        .without_time()
+        .init();
+}

@@ -175,7 +175,7 @@ impl Gateway {
             let out = SseOutput::new(upstream, api.chat_stream(&req, &d), identity);
             return Ok(sse_response(out.boxed()));
         }
-        let mut completion = api.chat_response(&read_all(upstream, usize::MAX).await?, &d)?;
+        let mut completion = api.chat_response(&read_all(upstream, usize::MAX).await?, &req, &d)?;
         completion.model = requested_model;
         if completion.id.is_empty() {
             completion.id = new_id("chatcmpl-", self.clock.now_ms(), self.instance_seed);

@@ -1,1 +1,390 @@
+//! Pipeline tests: a scripted in-memory `HttpClient` stands in for the network, so these check
+//! what the gateway sends and how it answers. The real wire is covered end to end in `tests/`.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::ports::{BodyStream, Clock, HttpClient, TransportError};
+
+type Scripted = Result<
+    (
+        u16,
+        Vec<(&'static str, &'static str)>,
+        Vec<Result<&'static str, TransportError>>,
+    ),
+    TransportError,
+>;
+
+#[derive(Default)]
+struct ScriptedClient {
+    answers: Mutex<VecDeque<Scripted>>,
+    seen: Mutex<Vec<http::Request<Bytes>>>,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ScriptedClient {
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+        _timeout_ms: u64,
+    ) -> Result<http::Response<BodyStream>, TransportError> {
+        self.seen.lock().unwrap().push(request);
+        let (status, headers, parts) = self
+            .answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("an answer was scripted")?;
+        let items: Vec<Result<Bytes, TransportError>> = parts
+            .into_iter()
+            .map(|p| p.map(|s: &'static str| Bytes::from_static(s.as_bytes())))
+            .collect();
+        let mut b = http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        Ok(
+            b.body(Box::pin(futures_util::stream::iter(items)) as BodyStream)
+                .unwrap(),
+        )
+    }
+}
+
+struct FixedClock;
+
+#[async_trait::async_trait]
+impl Clock for FixedClock {
+    fn now_ms(&self) -> u64 {
+        1_700_000_000_000
+    }
+    async fn sleep(&self, _ms: u64) {}
+}
+
+const CONFIG: &str = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o-2024-08-06, api_key: sk-up, api_base: "http://up.test/v1"}
+  - model_name: defaulted
+    litellm_params: {model: openai/x, api_key: k, api_base: "http://up.test/v1", max_tokens: 77, temperature: 0.5}
+  - model_name: claude
+    litellm_params: {model: anthropic/claude-3-5-sonnet-20240620, api_key: sk-ant, api_base: "http://up.test"}
+  - model_name: canned
+    litellm_params: {model: mock/x, mock_response: "canned answer"}
+  - model_name: later
+    litellm_params: {model: gemini/gemini-pro, api_key: g}
+general_settings:
+  master_key: sk-master
+"#;
+
+fn gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>) {
+    let client = Arc::new(ScriptedClient {
+        answers: Mutex::new(answers.into()),
+        ..Default::default()
+    });
+    let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
+    (
+        Gateway::new(config, client.clone(), Arc::new(FixedClock)),
+        client,
+    )
+}
+
+fn post(path: &str, body: Value) -> http::Request<Bytes> {
+    http::Request::post(path)
+        .header("authorization", "Bearer sk-master")
+        .body(Bytes::from(body.to_string()))
+        .unwrap()
+}
+
+async fn body_of(resp: GatewayResponse) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let text = match resp.into_body() {
+        ResponseBody::Full(b) => String::from_utf8(b.to_vec()).unwrap(),
+        ResponseBody::Stream(s) => s
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .collect::<Vec<_>>()
+            .await
+            .concat(),
+    };
+    (status, text)
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+const OPENAI_OK: &str = r#"{"id":"chatcmpl-up","object":"chat.completion","created":5,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+
+fn hello(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
+}
+
+#[test]
+fn chat_is_forwarded_and_answer_carries_the_requested_model() {
+    run(async {
+        let (gw, client) = gateway(vec![Ok((200, vec![], vec![Ok(OPENAI_OK)]))]);
+        let (status, text) = body_of(
+            gw.handle(post("/v1/chat/completions", hello("gpt-4o")))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["model"], "gpt-4o");
+        assert_eq!(v["choices"][0]["message"]["content"], "hi there");
+        assert_eq!(v["usage"]["total_tokens"], 5);
+        let seen = client.seen.lock().unwrap();
+        assert_eq!(seen[0].uri(), "http://up.test/v1/chat/completions");
+        assert_eq!(seen[0].headers()["authorization"], "Bearer sk-up");
+        let sent: Value = serde_json::from_slice(seen[0].body()).unwrap();
+        assert_eq!(sent["model"], "gpt-4o-2024-08-06");
+    });
+}
+
+#[test]
+fn deployment_defaults_fill_in_but_never_override() {
+    run(async {
+        let (gw, client) = gateway(vec![Ok((200, vec![], vec![Ok(OPENAI_OK)]))]);
+        let mut req = hello("defaulted");
+        req["temperature"] = json!(0.1);
+        body_of(gw.handle(post("/chat/completions", req)).await).await;
+        let sent: Value = serde_json::from_slice(client.seen.lock().unwrap()[0].body()).unwrap();
+        assert_eq!(sent["max_tokens"], 77);
+        assert_eq!(sent["temperature"], 0.1);
+    });
+}
+
+#[test]
+fn gateway_only_params_never_reach_the_provider() {
+    run(async {
+        let (gw, client) = gateway(vec![Ok((200, vec![], vec![Ok(OPENAI_OK)]))]);
+        let mut req = hello("gpt-4o");
+        req["metadata"] = json!({"tag": "x"});
+        req["num_retries"] = json!(3);
+        req["api_base"] = json!("http://evil.test");
+        body_of(gw.handle(post("/chat/completions", req)).await).await;
+        let seen = client.seen.lock().unwrap();
+        assert_eq!(seen[0].uri(), "http://up.test/v1/chat/completions");
+        let sent: Value = serde_json::from_slice(seen[0].body()).unwrap();
+        assert!(
+            sent.get("metadata").is_none()
+                && sent.get("num_retries").is_none()
+                && sent.get("api_base").is_none()
+        );
+    });
+}
+
+#[test]
+fn upstream_rate_limit_stays_429_with_retry_after() {
+    run(async {
+        let err = r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+        let (gw, _) = gateway(vec![Ok((429, vec![("retry-after", "7")], vec![Ok(err)]))]);
+        let resp = gw
+            .handle(post("/v1/chat/completions", hello("gpt-4o")))
+            .await;
+        assert_eq!(resp.headers()["retry-after"], "7");
+        let (status, text) = body_of(resp).await;
+        assert_eq!(status, 429);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"]["message"], "Rate limit reached");
+        assert_eq!(v["error"]["type"], "rate_limit_error");
+    });
+}
+
+#[test]
+fn transport_failures_map_to_408_and_502() {
+    run(async {
+        let (gw, _) = gateway(vec![
+            Err(TransportError::Timeout),
+            Err(TransportError::Connect("refused".into())),
+        ]);
+        let (status, _) = body_of(
+            gw.handle(post("/v1/chat/completions", hello("gpt-4o")))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 408);
+        let (status, text) = body_of(
+            gw.handle(post("/v1/chat/completions", hello("gpt-4o")))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 502);
+        assert!(text.contains("refused"));
+    });
+}
+
+#[test]
+fn streamed_chat_is_restamped_and_ends_with_done() {
+    run(async {
+        let chunks = vec![
+            Ok("data: {\"id\":\"up\",\"created\":5,\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n"),
+            Ok("data: {\"id\":\"up\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"),
+        ];
+        let (gw, client) = gateway(vec![Ok((200, vec![], chunks))]);
+        let mut req = hello("gpt-4o");
+        req["stream"] = json!(true);
+        let resp = gw.handle(post("/v1/chat/completions", req)).await;
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let (_, text) = body_of(resp).await;
+        assert!(
+            text.contains("\"model\":\"gpt-4o\"") && !text.contains("2024-08-06"),
+            "{text}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        let sent: Value = serde_json::from_slice(client.seen.lock().unwrap()[0].body()).unwrap();
+        assert_eq!(
+            sent["stream_options"]["include_usage"], true,
+            "usage is always requested upstream"
+        );
+    });
+}
+
+#[test]
+fn client_errors_are_400_with_a_param() {
+    run(async {
+        let (gw, _) = gateway(vec![]);
+        let bad = http::Request::post("/v1/chat/completions")
+            .header("authorization", "Bearer sk-master")
+            .body(Bytes::from_static(b"{nope"))
+            .unwrap();
+        let (status, text) = body_of(gw.handle(bad).await).await;
+        assert_eq!(status, 400);
+        assert!(text.contains("invalid_request_error"));
+        let (status, text) = body_of(
+            gw.handle(post("/v1/chat/completions", json!({"model": "gpt-4o"})))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap()["error"]["param"],
+            "messages"
+        );
+        let (status, text) =
+            body_of(gw.handle(post("/v1/chat/completions", hello("nope"))).await).await;
+        assert_eq!(status, 400);
+        assert!(text.contains("model=nope"));
+        let (status, _) = body_of(
+            gw.handle(post("/v1/embeddings", json!({"model": "gpt-4o"})))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 400);
+    });
+}
+
+#[test]
+fn auth_routes_and_methods() {
+    run(async {
+        let (gw, _) = gateway(vec![]);
+        let anon = |m: &str, p: &str| {
+            http::Request::builder()
+                .method(m)
+                .uri(p)
+                .body(Bytes::new())
+                .unwrap()
+        };
+        assert_eq!(
+            gw.handle(anon("GET", "/health/liveliness")).await.status(),
+            200
+        );
+        assert_eq!(
+            gw.handle(anon("GET", "/health/readiness")).await.status(),
+            200
+        );
+        assert_eq!(gw.handle(anon("GET", "/v1/models")).await.status(), 401);
+        let authed = |m: &str, p: &str| {
+            http::Request::builder()
+                .method(m)
+                .uri(p)
+                .header("authorization", "Bearer sk-master")
+                .body(Bytes::new())
+                .unwrap()
+        };
+        let (status, text) = body_of(gw.handle(authed("GET", "/models")).await).await;
+        assert_eq!(status, 200);
+        assert!(text.contains("\"id\":\"claude\""));
+        assert_eq!(
+            gw.handle(authed("GET", "/v1/chat/completions"))
+                .await
+                .status(),
+            405
+        );
+        assert_eq!(gw.handle(authed("GET", "/v1/nothing")).await.status(), 404);
+        assert_eq!(
+            gw.handle(authed("GET", "/v1/models/gpt-4o")).await.status(),
+            200
+        );
+        assert_eq!(
+            gw.handle(authed("GET", "/v1/models/none")).await.status(),
+            400
+        );
+    });
+}
+
+#[test]
+fn builtin_mock_answers_offline_including_per_request() {
+    run(async {
+        let (gw, client) = gateway(vec![]);
+        let (status, text) = body_of(
+            gw.handle(post("/v1/chat/completions", hello("canned")))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(text.contains("canned answer"));
+        let mut req = hello("gpt-4o");
+        req["mock_response"] = json!("per request");
+        let (_, text) = body_of(gw.handle(post("/v1/chat/completions", req)).await).await;
+        assert!(text.contains("per request"));
+        let mut req = hello("canned");
+        req["mock_response"] = json!("litellm.RateLimitError");
+        assert_eq!(
+            gw.handle(post("/v1/chat/completions", req)).await.status(),
+            429
+        );
+        assert!(
+            client.seen.lock().unwrap().is_empty(),
+            "no network call was made"
+        );
+    });
+}
+
+#[test]
+fn provider_not_translated_yet_is_a_clear_501() {
+    run(async {
+        let (gw, _) = gateway(vec![]);
+        let (status, text) = body_of(
+            gw.handle(post("/v1/chat/completions", hello("later")))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 501);
+        assert!(text.contains("gemini"));
+    });
+}
+
+#[test]
+fn unsupported_params_for_anthropic_are_refused_unless_dropped() {
+    run(async {
+        let (gw, _) = gateway(vec![]);
+        let mut req = hello("claude");
+        req["logit_bias"] = json!({"50256": -100});
+        let (status, text) =
+            body_of(gw.handle(post("/v1/chat/completions", req.clone())).await).await;
+        assert_eq!(status, 400);
+        assert!(text.contains("logit_bias"));
+        let ok = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-3-5-sonnet-20240620","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}"#;
+        let (gw, client) = gateway(vec![Ok((200, vec![], vec![Ok(ok)]))]);
+        req["drop_params"] = json!(true);
+        let (status, text) = body_of(gw.handle(post("/v1/chat/completions", req)).await).await;
+        assert_eq!(status, 200, "{text}");
+        let sent: Value = serde_json::from_slice(client.seen.lock().unwrap()[0].body()).unwrap();
+        assert!(sent.get("logit_bias").is_none() && sent.get("drop_params").is_none());
+    });
+}

@@ -84,13 +84,18 @@ impl ProviderApi for Anthropic {
         json_post(&join_url(base, MESSAGES_PATH), &headers, body)
     }
 
-    fn chat_response(&self, body: &[u8], _d: &Deployment) -> Result<ChatCompletion, GatewayError> {
+    fn chat_response(
+        &self,
+        body: &[u8],
+        req: &ChatRequest,
+        _d: &Deployment,
+    ) -> Result<ChatCompletion, GatewayError> {
         let value: Value = parse_json(body)?;
         if value.get("type").and_then(Value::as_str) == Some("error") {
             return Err(error_from_value(500, &value));
         }
         let msg: MessageResponse = from_upstream(value)?;
-        Ok(completion(msg))
+        Ok(completion(msg, json_mode(req)))
     }
 
     fn chat_stream(&self, req: &ChatRequest, _d: &Deployment) -> ChatStream {
@@ -715,7 +720,7 @@ fn finish_reason(stop_reason: Option<&str>) -> &'static str {
     }
 }
 
-fn completion(msg: MessageResponse) -> ChatCompletion {
+fn completion(msg: MessageResponse, json_mode: bool) -> ChatCompletion {
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut thinking_blocks = Vec::new();
@@ -725,7 +730,7 @@ fn completion(msg: MessageResponse) -> ChatCompletion {
         match block {
             Block::Text { text: t } => text.push_str(&t),
             // The forced JSON tool's input is the answer itself.
-            Block::ToolUse { name, input, .. } if name == JSON_TOOL => {
+            Block::ToolUse { name, input, .. } if json_mode && name == JSON_TOOL => {
                 json_answer = Some(input.to_string());
             }
             Block::ToolUse { id, name, input } => tool_calls.push(ToolCall {
@@ -1485,8 +1490,13 @@ mod tests {
     // --------------------------------------------------------------- response
 
     fn response(fixture: &str) -> ChatCompletion {
+        let plain = chat(json!({"model": "c", "messages": [{"role": "user", "content": "hi"}]}));
+        response_to(fixture, &plain)
+    }
+
+    fn response_to(fixture: &str, req: &ChatRequest) -> ChatCompletion {
         Anthropic
-            .chat_response(fixture.as_bytes(), &deployment())
+            .chat_response(fixture.as_bytes(), req, &deployment())
             .unwrap()
     }
 
@@ -1536,7 +1546,14 @@ mod tests {
 
     #[test]
     fn json_mode_response_becomes_content() {
-        let c = response(include_str!("fixtures/anthropic/response_json_mode.json"));
+        let json_req = chat(
+            json!({"model": "c", "messages": [{"role": "user", "content": "hi"}],
+                                   "response_format": {"type": "json_object"}}),
+        );
+        let c = response_to(
+            include_str!("fixtures/anthropic/response_json_mode.json"),
+            &json_req,
+        );
         let m = &c.choices[0].message;
         assert!(m.tool_calls.is_none());
         let answer: Value = serde_json::from_str(m.content.as_deref().unwrap()).unwrap();
@@ -1565,11 +1582,19 @@ mod tests {
     #[test]
     fn unreadable_response_is_a_502() {
         let e = Anthropic
-            .chat_response(b"<html>", &deployment())
+            .chat_response(
+                b"<html>",
+                &chat(json!({"model": "c", "messages": [{"role": "user", "content": "hi"}]})),
+                &deployment(),
+            )
             .unwrap_err();
         assert_eq!(e.status().as_u16(), 502);
         let e = Anthropic
-            .chat_response(br#"{"content": "not a list"}"#, &deployment())
+            .chat_response(
+                br#"{"content": "not a list"}"#,
+                &chat(json!({"model": "c", "messages": [{"role": "user", "content": "hi"}]})),
+                &deployment(),
+            )
             .unwrap_err();
         assert_eq!(e.status().as_u16(), 502);
     }

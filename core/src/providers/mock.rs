@@ -52,7 +52,12 @@ impl ProviderApi for Mock {
         local_post("/chat/completions", body, reply)
     }
 
-    fn chat_response(&self, body: &[u8], _d: &Deployment) -> Result<ChatCompletion, GatewayError> {
+    fn chat_response(
+        &self,
+        body: &[u8],
+        _req: &ChatRequest,
+        _d: &Deployment,
+    ) -> Result<ChatCompletion, GatewayError> {
         parse_json(body)
     }
 

@@ -189,7 +189,14 @@ pub trait ProviderApi: Sync {
         d: &Deployment,
     ) -> Result<http::Request<Bytes>, GatewayError>;
 
-    fn chat_response(&self, body: &[u8], d: &Deployment) -> Result<ChatCompletion, GatewayError>;
+    /// `req` is the translated request, for providers whose answer depends on how it was asked
+    /// (Anthropic's JSON mode is a forced tool whose input becomes the message text).
+    fn chat_response(
+        &self,
+        body: &[u8],
+        req: &ChatRequest,
+        d: &Deployment,
+    ) -> Result<ChatCompletion, GatewayError>;
 
     fn chat_stream(&self, req: &ChatRequest, d: &Deployment) -> ChatStream;
 

@@ -197,7 +197,12 @@ impl ProviderApi for OpenAiCompatible {
         post(d, "/chat/completions", body)
     }
 
-    fn chat_response(&self, body: &[u8], _d: &Deployment) -> Result<ChatCompletion, GatewayError> {
+    fn chat_response(
+        &self,
+        body: &[u8],
+        _req: &ChatRequest,
+        _d: &Deployment,
+    ) -> Result<ChatCompletion, GatewayError> {
         parse_json(body)
     }
 

@@ -26,7 +26,12 @@ impl ProviderApi for TextCompletionOpenAi {
         ))
     }
 
-    fn chat_response(&self, _body: &[u8], d: &Deployment) -> Result<ChatCompletion, GatewayError> {
+    fn chat_response(
+        &self,
+        _body: &[u8],
+        _req: &ChatRequest,
+        d: &Deployment,
+    ) -> Result<ChatCompletion, GatewayError> {
         Err(unsupported(d, "/v1/chat/completions"))
     }
 

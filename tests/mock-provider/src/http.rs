@@ -1,0 +1,55 @@
+//! Response helpers shared by both providers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+
+use crate::body::MockBody;
+
+pub type Resp = Response<MockBody>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique number for response ids.
+pub fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+pub fn json(code: u16, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(MockBody::full(body));
+    *r.status_mut() = status(code);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if code == 429 {
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if r.status().canonical_reason().is_none() {
+        // hyper would print "<none>"; real providers send a phrase (529: Anthropic).
+        let phrase: &'static [u8] = if code == 529 {
+            b"Site Overloaded"
+        } else {
+            b"Unknown"
+        };
+        r.extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(phrase));
+    }
+    r
+}
+
+pub fn sse(events: Vec<Bytes>, cut: bool) -> Resp {
+    let mut r = Response::new(MockBody::events(events, cut));
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}

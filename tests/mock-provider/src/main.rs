@@ -1,0 +1,379 @@
+//! mock-provider: a fake OpenAI + Anthropic upstream for Tollgate's end-to-end
+//! tests and latency benchmarks. Behaviour is chosen by the upstream `model`
+//! string of each request (see README.md), so one instance serves all tests.
+
+mod anthropic;
+mod body;
+mod http;
+mod json;
+mod logic;
+mod openai;
+mod record;
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Method, Request};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::http::Resp;
+use crate::logic::{query_param, scenario};
+use crate::record::Recorder;
+
+/// Request bodies larger than this are refused (413).
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+const USAGE: &str = "usage: mock-provider [--host 127.0.0.1] [--port 0] [--threads 1]\n\
+  --host     address to bind (default 127.0.0.1)\n\
+  --port     port to bind, 0 picks a free one (default 0)\n\
+  --threads  tokio worker threads; 1 = single-threaded runtime (default 1)\n\
+Prints `listening on http://HOST:PORT` once bound.";
+
+#[derive(Debug, PartialEq)]
+struct Args {
+    host: String,
+    port: u16,
+    threads: usize,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut args = Args {
+        host: "127.0.0.1".into(),
+        port: 0,
+        threads: 1,
+    };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "-h" || flag == "--help" {
+            return Ok(None);
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--host" => args.host = value()?,
+            "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--threads" => {
+                args.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?;
+                if args.threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+            }
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn main() {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(msg) => {
+            eprintln!("mock-provider: {msg}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    };
+    let result = match runtime {
+        Ok(rt) => rt.block_on(serve(args)),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        eprintln!("mock-provider: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    rec: Recorder,
+}
+
+async fn serve(args: Args) -> std::io::Result<()> {
+    let listener = TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+    }
+    let state = Arc::new(State::default());
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(_) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(req, &state).await) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Chat,
+    Completions,
+    Embeddings,
+    Messages,
+    CountTokens,
+}
+
+const KNOWN_PATHS: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/models",
+    "/__mock/requests",
+    "/__mock/health",
+];
+
+async fn handle(req: Request<Incoming>, state: &State) -> Resp {
+    let route = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => Route::Chat,
+        (&Method::POST, "/v1/completions") => Route::Completions,
+        (&Method::POST, "/v1/embeddings") => Route::Embeddings,
+        (&Method::POST, "/v1/messages") => Route::Messages,
+        (&Method::POST, "/v1/messages/count_tokens") => Route::CountTokens,
+        (&Method::GET, "/v1/models") => return models(req.headers()),
+        (&Method::GET, "/__mock/requests") => {
+            let model = query_param(req.uri().query(), "model");
+            return http::json(200, state.rec.list_json(model.as_deref()));
+        }
+        (&Method::DELETE, "/__mock/requests") => {
+            let model = query_param(req.uri().query(), "model");
+            state.rec.clear(model.as_deref());
+            return http::json(200, b"{\"cleared\":true}".to_vec());
+        }
+        (&Method::GET, "/__mock/health") => {
+            return http::json(200, b"{\"status\":\"ok\"}".to_vec())
+        }
+        (m, p) => {
+            let (status, what) = if KNOWN_PATHS.contains(&p) {
+                (405, "Method not allowed")
+            } else {
+                (404, "Unknown request URL")
+            };
+            let mut e =
+                openai::ApiError::new(status, format!("{what}: {m} {p}."), "invalid_request_error");
+            e.code = Some(if status == 404 {
+                "unknown_url"
+            } else {
+                "method_not_allowed"
+            });
+            return e.response();
+        }
+    };
+
+    let (parts, body) = req.into_parts();
+    let bytes: Bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            let too_large = e.is::<http_body_util::LengthLimitError>();
+            let (status, msg) = if too_large {
+                (413, "Request body too large".to_owned())
+            } else {
+                (400, format!("Could not read request body: {e}"))
+            };
+            return match route {
+                Route::Messages | Route::CountTokens => anthropic::ApiError::new(
+                    status,
+                    if too_large {
+                        "request_too_large"
+                    } else {
+                        "invalid_request_error"
+                    },
+                    msg,
+                )
+                .response(),
+                _ => openai::ApiError::new(status, msg, "invalid_request_error").response(),
+            };
+        }
+    };
+    let parsed: Result<Value, serde_json::Error> = serde_json::from_slice(&bytes);
+    if let Some(model) = parsed
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("model"))
+        .and_then(Value::as_str)
+    {
+        state.rec.record(model, &parts, &bytes);
+    }
+    match route {
+        Route::Messages | Route::CountTokens => anthropic_route(route, &parts, parsed).await,
+        _ => openai_route(route, &parts, parsed).await,
+    }
+}
+
+fn models(headers: &HeaderMap) -> Resp {
+    let anthropic_style = headers.contains_key("anthropic-version");
+    if anthropic_style {
+        match anthropic::check_headers(headers) {
+            Ok(()) => anthropic::models(),
+            Err(e) => e.response(),
+        }
+    } else {
+        match openai::check_auth(headers) {
+            Ok(()) => openai::models(),
+            Err(e) => e.response(),
+        }
+    }
+}
+
+async fn apply_delay(ms: Option<u64>) {
+    if let Some(ms) = ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+async fn openai_route(
+    route: Route,
+    parts: &Parts,
+    parsed: Result<Value, serde_json::Error>,
+) -> Resp {
+    if let Err(e) = openai::check_auth(&parts.headers) {
+        return e.response();
+    }
+    let v = match parsed {
+        Ok(v) if v.is_object() => v,
+        Ok(_) => {
+            return openai::ApiError::invalid("The request body must be a JSON object.", None, None)
+                .response()
+        }
+        Err(e) => return openai::not_json(&e).response(),
+    };
+    let checked = match route {
+        Route::Chat => openai::validate_chat(&v),
+        Route::Completions => openai::validate_completions(&v),
+        _ => openai::validate_embeddings(&v),
+    };
+    if let Err(e) = checked {
+        return e.response();
+    }
+    let model = v.get("model").and_then(Value::as_str).unwrap_or("");
+    let sc = scenario(model);
+    apply_delay(sc.slow_ms).await;
+    if let Some(status) = sc.error_status {
+        return openai::simulated_error(status, model).response();
+    }
+    match route {
+        Route::Chat => openai::chat(&v, model, &sc),
+        Route::Completions => openai::completions(&v, model, &sc),
+        _ => openai::embeddings(&v, model),
+    }
+}
+
+async fn anthropic_route(
+    route: Route,
+    parts: &Parts,
+    parsed: Result<Value, serde_json::Error>,
+) -> Resp {
+    if let Err(e) = anthropic::check_headers(&parts.headers) {
+        return e.response();
+    }
+    let mut v = match parsed {
+        Ok(v) => v,
+        Err(e) => return anthropic::not_json(&e).response(),
+    };
+    if route == Route::CountTokens {
+        // count_tokens takes the same body minus max_tokens.
+        if let Some(o) = v.as_object_mut() {
+            o.entry("max_tokens").or_insert(Value::from(1));
+        }
+    }
+    if let Err(e) = anthropic::validate(&v) {
+        return e.response();
+    }
+    let model = v.get("model").and_then(Value::as_str).unwrap_or("");
+    let sc = scenario(model);
+    apply_delay(sc.slow_ms).await;
+    if let Some(status) = sc.error_status {
+        return anthropic::simulated_error(status, model).response();
+    }
+    if route == Route::CountTokens {
+        return anthropic::count_tokens(&v);
+    }
+    anthropic::messages(&v, model, &sc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Option<Args>, String> {
+        parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn cli_parsing() {
+        let a = args(&[]).unwrap().unwrap();
+        assert_eq!(
+            a,
+            Args {
+                host: "127.0.0.1".into(),
+                port: 0,
+                threads: 1
+            }
+        );
+        let a = args(&["--host", "::1", "--port=5555", "--threads", "2"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            a,
+            Args {
+                host: "::1".into(),
+                port: 5555,
+                threads: 2
+            }
+        );
+        assert!(args(&["--help"]).unwrap().is_none());
+        assert!(args(&["--port"]).is_err());
+        assert!(args(&["--port", "x"]).is_err());
+        assert!(args(&["--threads", "0"]).is_err());
+        assert!(args(&["--bogus"]).is_err());
+    }
+}

@@ -144,7 +144,7 @@ impl Gateway {
     }
 
     async fn chat(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
-        let req = validate::chat_request(validate::json_object(&body)?)?;
+        let req = validate::chat_request(&body)?;
         let requested_model = req.model.clone();
         let d = self.pick(&requested_model)?;
         let mut req = validate::apply_defaults(req, &d.request_defaults)?;

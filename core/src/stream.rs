@@ -6,11 +6,10 @@
 //! upstream end gives the optional usage chunk and `data: [DONE]`; a broken one gives a
 //! `data: {"error": ...}` event and no `[DONE]`, so clients cannot mistake it for a full answer.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_core::Stream;
 
 use crate::error::GatewayError;
@@ -66,7 +65,9 @@ pub struct SseOutput<C: StreamChunk> {
     identity: StreamIdentity,
     /// Fixed by the first chunk: (id, created).
     stamped: Option<(String, u64)>,
-    ready: VecDeque<Bytes>,
+    /// Frames ready for the client. All frames produced by one upstream read leave together,
+    /// as one write, instead of one syscall each.
+    ready: BytesMut,
     scratch: Vec<C>,
 }
 
@@ -81,7 +82,7 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
             translator,
             identity,
             stamped: None,
-            ready: VecDeque::new(),
+            ready: BytesMut::new(),
             scratch: Vec::new(),
         }
     }
@@ -106,12 +107,15 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
                 (id, created)
             });
             chunk.stamp(id, &self.identity.model, *created);
-            match serde_json::to_vec(&chunk) {
-                Ok(json) => self.ready.push_back(data_frame(&json)),
-                Err(e) => self.ready.push_back(error_frame(&GatewayError::new(
-                    crate::error::ErrorKind::Api,
-                    e.to_string(),
-                ))),
+            let mark = self.ready.len();
+            self.ready.put_slice(b"data: ");
+            match serde_json::to_writer((&mut self.ready).writer(), &chunk) {
+                Ok(()) => self.ready.put_slice(b"\n\n"),
+                Err(e) => {
+                    self.ready.truncate(mark);
+                    let e = GatewayError::new(crate::error::ErrorKind::Api, e.to_string());
+                    self.ready.put_slice(&error_frame(&e));
+                }
             }
         }
     }
@@ -123,13 +127,13 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
                 self.stamp_and_queue();
             }
         }
-        self.ready.push_back(Bytes::from_static(DONE_FRAME));
+        self.ready.put_slice(DONE_FRAME);
         self.upstream = None;
     }
 
     fn end_with_error(&mut self, err: &GatewayError) {
         self.stamp_and_queue();
-        self.ready.push_back(error_frame(err));
+        self.ready.put_slice(&error_frame(err));
         self.upstream = None;
     }
 }
@@ -145,8 +149,8 @@ impl<C: StreamChunk + 'static> Stream for SseOutput<C> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let this = self.get_mut();
         loop {
-            if let Some(frame) = this.ready.pop_front() {
-                return Poll::Ready(Some(frame));
+            if !this.ready.is_empty() {
+                return Poll::Ready(Some(this.ready.split().freeze()));
             }
             let Some(upstream) = this.upstream.as_mut() else {
                 return Poll::Ready(None);

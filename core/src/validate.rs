@@ -51,22 +51,55 @@ pub fn json_object(body: &[u8]) -> Result<Value, GatewayError> {
 pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let param = if path == "." || path.is_empty() {
-            missing_field(&inner).unwrap_or_default()
-        } else {
-            path
-        };
-        let mut err = GatewayError::invalid_request(if param.is_empty() {
-            format!("Invalid request: {inner}")
-        } else {
-            format!("Invalid value for '{param}': {inner}")
-        });
-        if !param.is_empty() {
-            err = err.with_param(param);
-        }
-        err
+        type_error(path, e.into_inner().to_string())
     })
+}
+
+/// Types a raw body in one pass (no intermediate `Value`: this is the hot path).
+pub fn typed_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(GatewayError::invalid_request(
+            "The request body is empty; expected a JSON object.",
+        ));
+    }
+    let not_json = |e: serde_json::Error| {
+        GatewayError::invalid_request(format!("The request body is not valid JSON: {e}"))
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let typed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            not_json(inner)
+        } else if path == "." && inner.to_string().starts_with("invalid type") {
+            GatewayError::invalid_request("The request body must be a JSON object.")
+        } else {
+            type_error(path, inner.to_string())
+        }
+    })?;
+    de.end().map_err(not_json)?;
+    Ok(typed)
+}
+
+fn type_error(path: String, inner: String) -> GatewayError {
+    let param = if path == "." || path.is_empty() {
+        missing_field(&inner).unwrap_or_default()
+    } else {
+        path
+    };
+    if param == "model" {
+        return GatewayError::invalid_request("You must provide a model parameter.")
+            .with_param("model");
+    }
+    let mut err = GatewayError::invalid_request(if param.is_empty() {
+        format!("Invalid request: {inner}")
+    } else {
+        format!("Invalid value for '{param}': {inner}")
+    });
+    if !param.is_empty() {
+        err = err.with_param(param);
+    }
+    err
 }
 
 fn missing_field(msg: &str) -> Option<String> {
@@ -89,10 +122,15 @@ pub fn model_name(value: &Value) -> Result<String, GatewayError> {
     }
 }
 
-/// A chat request, typed and checked.
-pub fn chat_request(value: Value) -> Result<ChatRequest, GatewayError> {
-    model_name(&value)?;
-    let req: ChatRequest = typed(value)?;
+/// A chat request body, typed and checked.
+pub fn chat_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let req: ChatRequest = typed_body(body)?;
+    if req.model.trim().is_empty() {
+        return Err(
+            GatewayError::invalid_request("You must provide a model parameter.")
+                .with_param("model"),
+        );
+    }
     if req.messages.is_empty() {
         return Err(
             GatewayError::invalid_request("'messages' must contain at least one message.")
@@ -223,23 +261,46 @@ mod tests {
         assert!(json_object(b"  ").unwrap_err().message.contains("empty"));
     }
 
+    fn chat(v: Value) -> Result<ChatRequest, GatewayError> {
+        chat_request(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn malformed_chat_bodies_are_400() {
+        assert!(chat_request(b"{")
+            .unwrap_err()
+            .message
+            .contains("not valid JSON"));
+        assert!(
+            chat_request(br#"{"model":"m","messages":[{"role":"user","content":"x"}]} x"#)
+                .unwrap_err()
+                .message
+                .contains("not valid JSON")
+        );
+        assert!(chat_request(b"[1]")
+            .unwrap_err()
+            .message
+            .contains("JSON object"));
+        assert!(chat_request(b"").unwrap_err().message.contains("empty"));
+    }
+
     #[test]
     fn missing_messages_names_the_param() {
-        let e = chat_request(json!({"model": "m"})).unwrap_err();
+        let e = chat(json!({"model": "m"})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages"));
-        let e = chat_request(json!({"model": "m", "messages": "hi"})).unwrap_err();
+        let e = chat(json!({"model": "m", "messages": "hi"})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages"));
-        let e = chat_request(json!({"model": "m", "messages": []})).unwrap_err();
+        let e = chat(json!({"model": "m", "messages": []})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages"));
-        let e = chat_request(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"})).unwrap_err();
+        let e = chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("temperature"));
-        let e = chat_request(json!({"messages": []})).unwrap_err();
+        let e = chat(json!({"messages": []})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("model"));
     }
 
     #[test]
     fn defaults_never_override_the_client() {
-        let req = chat_request(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0.1})).unwrap();
+        let req = chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0.1})).unwrap();
         let mut d = Map::new();
         d.insert("temperature".into(), json!(0.9));
         d.insert("max_tokens".into(), json!(100));
@@ -251,7 +312,7 @@ mod tests {
     #[test]
     fn unsupported_params_are_refused_or_dropped() {
         let req = || {
-            chat_request(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}, "temperature": 1})).unwrap()
+            chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}, "temperature": 1})).unwrap()
         };
         let e = enforce_supported_params(req(), &["temperature"], false, "anthropic").unwrap_err();
         assert_eq!(e.param.as_deref(), Some("logit_bias"));

@@ -291,18 +291,18 @@ impl OpenAiChatStream {
             if data.is_empty() {
                 continue;
             }
-            let value: Value = parse_json(data.as_bytes())?;
-            if value.get("error").is_some() {
-                let mut e = openai_error(500, data.as_bytes());
-                e.status = None;
-                return Err(e);
-            }
-            let mut chunk: ChatChunk = serde_json::from_value(value).map_err(|e| {
+            // One typed parse per chunk; an `{"error": ...}` event lands in `extra`.
+            let mut chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
                 GatewayError::new(
                     crate::error::ErrorKind::BadGateway,
                     format!("unreadable stream chunk from the provider: {e}"),
                 )
             })?;
+            if chunk.extra.contains_key("error") {
+                let mut e = openai_error(500, data.as_bytes());
+                e.status = None;
+                return Err(e);
+            }
             if let Some(u) = chunk.usage.take() {
                 self.usage = Some(u);
             }

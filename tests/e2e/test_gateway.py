@@ -573,6 +573,16 @@ def test_provider_errors(client, model, status, exc, stream):
     assert_error_shape(ei.value.response.json())
 
 
+@pytest.mark.parametrize("status", [400, 403, 404, 408, 422, 503])
+def test_upstream_status_is_kept(raw, status):
+    """Each upstream error status reaches the client unchanged, in OpenAI's error shape."""
+    r = raw.post("/v1/chat/completions", json={"model": f"gpt-broken-{status}", "messages": user(f"fail {marker()}")})
+    assert r.status_code == status, r.text
+    assert_error_shape(r.json())
+    # The provider's own message survives the translation.
+    assert f"simulated error {status}" in r.json()["error"]["message"], r.text
+
+
 # ------------------------------------------------------ 10. malformed requests
 
 

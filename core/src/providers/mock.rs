@@ -5,11 +5,10 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::openai_compatible::{openai_error, OpenAiChatStream};
-use super::{json_post, parse_json, ChatStream, ProviderApi};
+use super::{json_post, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
-use crate::openai::{ChatCompletion, ChatRequest};
+use crate::openai::ChatRequest;
 use crate::ports::{BodyStream, TransportError};
 
 const DEFAULT_REPLY: &str = "This is a mock response from Tollgate.";
@@ -50,23 +49,6 @@ impl ProviderApi for Mock {
             serde_json::to_value(req).map_err(|e| GatewayError::invalid_request(e.to_string()))?;
         let reply = reply_for(req.extra.get("mock_response"), d);
         local_post("/chat/completions", body, reply)
-    }
-
-    fn chat_response(
-        &self,
-        body: &[u8],
-        _req: &ChatRequest,
-        _d: &Deployment,
-    ) -> Result<ChatCompletion, GatewayError> {
-        parse_json(body)
-    }
-
-    fn chat_stream(&self, _req: &ChatRequest, _d: &Deployment) -> ChatStream {
-        Box::new(OpenAiChatStream::default())
-    }
-
-    fn error(&self, status: u16, body: &[u8]) -> GatewayError {
-        openai_error(status, body)
     }
 
     fn embeddings_request(

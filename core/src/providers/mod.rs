@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod mock;
 pub mod openai_compatible;
+pub mod openai_stream;
 pub mod text_completion;
 
 use bytes::Bytes;
@@ -174,7 +175,8 @@ pub trait StreamChunk: serde::Serialize + MaybeSend + Unpin {
 pub type ChatStream = Box<dyn StreamTranslator<Chunk = ChatChunk>>;
 pub type TextStream = Box<dyn StreamTranslator<Chunk = text_completion::TextChunk>>;
 
-/// One provider API. Chat is required; embeddings and legacy completions are optional and
+/// One provider API. Building the chat request is required; reading responses, streams and
+/// errors defaults to OpenAI's wire format; embeddings and legacy completions are optional and
 /// refused with a clear 400 by default.
 pub trait ProviderApi: Sync {
     /// The OpenAI chat parameters this API can express; `None` means it takes them all.
@@ -191,17 +193,26 @@ pub trait ProviderApi: Sync {
 
     /// `req` is the translated request, for providers whose answer depends on how it was asked
     /// (Anthropic's JSON mode is a forced tool whose input becomes the message text).
+    /// The default reads OpenAI's wire format, which most providers speak.
     fn chat_response(
         &self,
         body: &[u8],
-        req: &ChatRequest,
-        d: &Deployment,
-    ) -> Result<ChatCompletion, GatewayError>;
+        _req: &ChatRequest,
+        _d: &Deployment,
+    ) -> Result<ChatCompletion, GatewayError> {
+        parse_json(body)
+    }
 
-    fn chat_stream(&self, req: &ChatRequest, d: &Deployment) -> ChatStream;
+    /// A translator for one streamed response; the default reads OpenAI's SSE.
+    fn chat_stream(&self, _req: &ChatRequest, _d: &Deployment) -> ChatStream {
+        Box::<openai_compatible::OpenAiChatStream>::default()
+    }
 
-    /// Maps an upstream error response to an OpenAI-style error with the same status.
-    fn error(&self, status: u16, body: &[u8]) -> GatewayError;
+    /// Maps an upstream error response to an OpenAI-style error with the same status; the
+    /// default reads OpenAI's error body.
+    fn error(&self, status: u16, body: &[u8]) -> GatewayError {
+        openai_compatible::openai_error(status, body)
+    }
 
     fn embeddings_request(
         &self,

@@ -5,11 +5,11 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{join_url, json_post, parse_json, ChatStream, ProviderApi, StreamTranslator};
+use super::openai_stream::{OpenAiFormatChunk, OpenAiFormatStream};
+use super::{join_url, json_post, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
-use crate::openai::{ChatChunk, ChatCompletion, ChatRequest, StreamOptions, Usage};
-use crate::sse::{SseDecoder, SseEvent};
+use crate::openai::{ChatChunk, ChatRequest, StreamOptions, Usage};
 
 /// One OpenAI-compatible service.
 #[derive(Debug, PartialEq, Eq)]
@@ -197,23 +197,6 @@ impl ProviderApi for OpenAiCompatible {
         post(d, "/chat/completions", body)
     }
 
-    fn chat_response(
-        &self,
-        body: &[u8],
-        _req: &ChatRequest,
-        _d: &Deployment,
-    ) -> Result<ChatCompletion, GatewayError> {
-        parse_json(body)
-    }
-
-    fn chat_stream(&self, _req: &ChatRequest, _d: &Deployment) -> ChatStream {
-        Box::new(OpenAiChatStream::default())
-    }
-
-    fn error(&self, status: u16, body: &[u8]) -> GatewayError {
-        openai_error(status, body)
-    }
-
     fn embeddings_request(
         &self,
         req: &Value,
@@ -270,73 +253,24 @@ pub fn fallback_message(status: u16, body: &[u8]) -> String {
     }
 }
 
-/// OpenAI SSE → OpenAI chunks: parse each event, lift usage out (the output stage decides
-/// whether the client sees it), and notice whether the stream really ended.
-#[derive(Default)]
-pub struct OpenAiChatStream {
-    decoder: SseDecoder,
-    events: Vec<SseEvent>,
-    usage: Option<Usage>,
-    finished: bool,
-}
+/// OpenAI chat SSE → OpenAI chat chunks.
+pub type OpenAiChatStream = OpenAiFormatStream<ChatChunk>;
 
-impl OpenAiChatStream {
-    fn take_events(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
-        for ev in self.events.drain(..) {
-            let data = ev.data.trim();
-            if data == "[DONE]" {
-                self.finished = true;
-                continue;
-            }
-            if data.is_empty() {
-                continue;
-            }
-            // One typed parse per chunk; an `{"error": ...}` event lands in `extra`.
-            let mut chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
-                GatewayError::new(
-                    crate::error::ErrorKind::BadGateway,
-                    format!("unreadable stream chunk from the provider: {e}"),
-                )
-            })?;
-            if chunk.extra.contains_key("error") {
-                let mut e = openai_error(500, data.as_bytes());
-                e.status = None;
-                return Err(e);
-            }
-            if let Some(u) = chunk.usage.take() {
-                self.usage = Some(u);
-            }
-            if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
-                self.finished = true;
-            }
-            if !chunk.choices.is_empty() {
-                out.push(chunk);
-            }
-        }
-        Ok(())
-    }
-}
-
-impl StreamTranslator for OpenAiChatStream {
-    type Chunk = ChatChunk;
-
-    fn feed(&mut self, bytes: &[u8], out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
-        self.decoder.feed(bytes, &mut self.events);
-        self.take_events(out)
+impl OpenAiFormatChunk for ChatChunk {
+    fn is_error(&self) -> bool {
+        self.extra.contains_key("error")
     }
 
-    fn finish(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
-        self.decoder.finish(&mut self.events);
-        self.take_events(out)?;
-        if self.finished {
-            Ok(())
-        } else {
-            Err(super::stream_cut())
-        }
+    fn take_usage(&mut self) -> Option<Usage> {
+        self.usage.take()
     }
 
-    fn usage(&self) -> Option<Usage> {
-        self.usage.clone()
+    fn has_finish_reason(&self) -> bool {
+        self.choices.iter().any(|c| c.finish_reason.is_some())
+    }
+
+    fn has_choices(&self) -> bool {
+        !self.choices.is_empty()
     }
 }
 
@@ -344,6 +278,7 @@ impl StreamTranslator for OpenAiChatStream {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::providers::StreamTranslator;
 
     fn deployment(yaml_params: &str) -> Deployment {
         let yaml = format!("model_list:\n  - model_name: g\n    litellm_params: {yaml_params}\n");

@@ -2,15 +2,15 @@
 //! used for `/v1/completions` on every OpenAI-compatible provider.
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::openai_compatible::{openai_error, post, with_model};
-use super::{unsupported, ChatStream, ProviderApi, StreamChunk, StreamTranslator};
+use super::openai_compatible::{post, with_model};
+use super::openai_stream::{OpenAiFormatChunk, OpenAiFormatStream};
+use super::{unsupported, ProviderApi, StreamChunk};
 use crate::config::Deployment;
-use crate::error::{ErrorKind, GatewayError};
-use crate::openai::{ChatCompletion, ChatRequest, Usage};
-use crate::sse::{SseDecoder, SseEvent};
+use crate::error::GatewayError;
+use crate::openai::{ChatRequest, Usage};
 
 pub struct TextCompletionOpenAi;
 
@@ -26,23 +26,6 @@ impl ProviderApi for TextCompletionOpenAi {
         ))
     }
 
-    fn chat_response(
-        &self,
-        _body: &[u8],
-        _req: &ChatRequest,
-        d: &Deployment,
-    ) -> Result<ChatCompletion, GatewayError> {
-        Err(unsupported(d, "/v1/chat/completions"))
-    }
-
-    fn chat_stream(&self, _req: &ChatRequest, _d: &Deployment) -> ChatStream {
-        Box::new(super::openai_compatible::OpenAiChatStream::default())
-    }
-
-    fn error(&self, status: u16, body: &[u8]) -> GatewayError {
-        openai_error(status, body)
-    }
-
     fn completion_request(
         &self,
         req: &Value,
@@ -54,7 +37,7 @@ impl ProviderApi for TextCompletionOpenAi {
 
 /// A `text_completion` stream chunk, kept as JSON: it passes through with only id and model
 /// restamped.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TextChunk(pub Map<String, Value>);
 
@@ -90,77 +73,40 @@ impl StreamChunk for TextChunk {
 }
 
 /// OpenAI-format `/v1/completions` stream: events pass through; usage is lifted out.
-#[derive(Default)]
-pub struct TextStreamPassthrough {
-    decoder: SseDecoder,
-    events: Vec<SseEvent>,
-    usage: Option<Usage>,
-    finished: bool,
-}
+pub type TextStreamPassthrough = OpenAiFormatStream<TextChunk>;
 
-impl TextStreamPassthrough {
-    fn take_events(&mut self, out: &mut Vec<TextChunk>) -> Result<(), GatewayError> {
-        for ev in self.events.drain(..) {
-            let data = ev.data.trim();
-            if data == "[DONE]" {
-                self.finished = true;
-                continue;
-            }
-            if data.is_empty() {
-                continue;
-            }
-            let mut map: Map<String, Value> = serde_json::from_str(data).map_err(|e| {
-                GatewayError::new(
-                    ErrorKind::BadGateway,
-                    format!("unreadable stream chunk from the provider: {e}"),
-                )
-            })?;
-            if map.contains_key("error") {
-                let mut e = openai_error(500, data.as_bytes());
-                e.status = None;
-                return Err(e);
-            }
-            if let Some(u) = map.remove("usage").filter(|u| !u.is_null()) {
-                self.usage = serde_json::from_value(u).ok();
-            }
-            let choices = map.get("choices").and_then(Value::as_array);
-            if choices.is_some_and(|c| c.iter().any(|c| !c["finish_reason"].is_null())) {
-                self.finished = true;
-            }
-            if choices.is_some_and(|c| !c.is_empty()) {
-                out.push(TextChunk(map));
-            }
-        }
-        Ok(())
+impl OpenAiFormatChunk for TextChunk {
+    fn is_error(&self) -> bool {
+        self.0.contains_key("error")
+    }
+
+    fn take_usage(&mut self) -> Option<Usage> {
+        self.0
+            .remove("usage")
+            .filter(|u| !u.is_null())
+            .and_then(|u| serde_json::from_value(u).ok())
+    }
+
+    fn has_finish_reason(&self) -> bool {
+        self.choices()
+            .is_some_and(|c| c.iter().any(|c| !c["finish_reason"].is_null()))
+    }
+
+    fn has_choices(&self) -> bool {
+        self.choices().is_some_and(|c| !c.is_empty())
     }
 }
 
-impl StreamTranslator for TextStreamPassthrough {
-    type Chunk = TextChunk;
-
-    fn feed(&mut self, bytes: &[u8], out: &mut Vec<TextChunk>) -> Result<(), GatewayError> {
-        self.decoder.feed(bytes, &mut self.events);
-        self.take_events(out)
-    }
-
-    fn finish(&mut self, out: &mut Vec<TextChunk>) -> Result<(), GatewayError> {
-        self.decoder.finish(&mut self.events);
-        self.take_events(out)?;
-        if self.finished {
-            Ok(())
-        } else {
-            Err(super::stream_cut())
-        }
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        self.usage.clone()
+impl TextChunk {
+    fn choices(&self) -> Option<&Vec<Value>> {
+        self.0.get("choices").and_then(Value::as_array)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::StreamTranslator;
 
     #[test]
     fn passthrough_lifts_usage_and_detects_end() {

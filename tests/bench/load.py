@@ -83,13 +83,17 @@ def main():
                         "--port", "0"], env=env, cpu=1)
     try:
         rows = []
-        for label, stream in (("chat, non-streamed", False), ("chat, streamed", True)):
-            body = json.dumps({"model": "gpt-4o", "stream": stream,
-                               "messages": [{"role": "user", "content": "Say hello to the benchmark please"}]})
+        cases = (("chat, non-streamed", "gpt-4o", False), ("chat, streamed", "gpt-4o", True),
+                 ("chat, built-in mock (no upstream hop)", "builtin", False))
+        for label, model, stream in cases:
+            def body_for(m):
+                return json.dumps({"model": m, "stream": stream,
+                                   "messages": [{"role": "user", "content": "Say hello to the benchmark please"}]})
+            body = body_for("gpt-4o")
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {MASTER}"}
             d50, d99, drps = wrk(f"{mock_url}/v1/chat/completions", body, 1, args.seconds, headers)
-            g50, g99, grps = wrk(f"{gw_url}/v1/chat/completions", body, 1, args.seconds, headers)
-            _, _, load_rps = wrk(f"{gw_url}/v1/chat/completions", body, 16, args.seconds, headers)
+            g50, g99, grps = wrk(f"{gw_url}/v1/chat/completions", body_for(model), 1, args.seconds, headers)
+            _, _, load_rps = wrk(f"{gw_url}/v1/chat/completions", body_for(model), 16, args.seconds, headers)
             _, _, load_direct = wrk(f"{mock_url}/v1/chat/completions", body, 16, args.seconds, headers)
             rows.append((label, d50, g50, g50 - d50, d99, g99, drps, grps, load_rps, load_direct))
         print("| case | p50 direct | p50 via Tollgate | **p50 added** | p99 direct | p99 via Tollgate "

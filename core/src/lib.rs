@@ -15,6 +15,7 @@ pub mod openai;
 pub mod ports;
 pub mod providers;
 pub mod sse;
+pub mod store;
 pub mod stream;
 pub mod validate;
 

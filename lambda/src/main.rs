@@ -2,18 +2,11 @@
 //! function-URL requests with response streaming; anywhere else it is a plain HTTP server.
 //! Both hand every request to the same `tollgate_core::Gateway`.
 
-mod cli;
-mod clock;
-mod config_source;
-mod http_client;
-mod lambda_host;
-mod local_server;
-mod response_body;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use tollgate_core::Gateway;
+use tollgate_lambda::{cli, clock, config_source, http_client, lambda_host, local_server};
 
 fn main() -> ExitCode {
     init_logging();

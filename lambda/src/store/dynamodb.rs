@@ -1,0 +1,1 @@
+//! dynamodb Store backend (being written).

@@ -1,0 +1,1 @@
+//! embedded Store backend (being written).

@@ -1,0 +1,1 @@
+//! redis Store backend (being written).

@@ -9,3 +9,5 @@ pub mod lambda_host;
 pub mod local_server;
 pub mod response_body;
 pub mod store;
+#[cfg(test)]
+pub mod test_support;

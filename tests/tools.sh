@@ -73,6 +73,14 @@ _tg_tools_main() {
     stamp_set npm "$npm_pkgs"
   fi
 
+  # ---- 2b. redis-server (Debian package; the Redis Store backend's tests start their own) ----
+  if ! command -v redis-server >/dev/null 2>&1; then
+    if ! run apt-get install -y redis-server; then
+      timed "apt-get update" apt-get update
+      timed "apt-get install redis-server" apt-get install -y redis-server
+    fi
+  fi
+
   # ---- 3. rust wasm target --------------------------------------------
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     timed "rustup target add wasm32-unknown-unknown" rustup target add wasm32-unknown-unknown

@@ -14,6 +14,7 @@
 //! because it needs nothing but a clock.
 
 pub mod memory;
+pub mod settings;
 pub mod window;
 
 #[cfg(any(test, feature = "conformance"))]

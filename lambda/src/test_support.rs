@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 /// A free port on 127.0.0.1 (the OS picks it; there is a small race until the server binds).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// The repository root (for `.tools/`).
@@ -26,14 +29,20 @@ pub struct ChildServer {
 impl ChildServer {
     /// Starts `command` (which must listen on `port`) and waits until the port accepts.
     pub fn start(mut command: Command, port: u16, what: &str) -> ChildServer {
-        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what} ({e}); run tests/tools.sh to install it"));
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!("cannot start {what} ({e}); run tests/tools.sh to install it")
+        });
         let server = ChildServer { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "{what} did not start listening on 127.0.0.1:{port}");
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not start listening on 127.0.0.1:{port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server

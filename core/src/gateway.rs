@@ -19,6 +19,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
 use crate::ports::{BodyStream, Clock, HttpClient};
 use crate::providers::{mock::Mock, ProviderApi};
+use crate::store::Store;
 use crate::stream::{ResponseStream, SseOutput, StreamIdentity};
 use crate::validate;
 
@@ -51,11 +52,12 @@ pub struct Gateway {
     master_key: Option<MasterKey>,
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
+    store: Arc<dyn Store>,
     instance_seed: u64,
 }
 
 impl Gateway {
-    pub fn new(config: Config, http: Arc<dyn HttpClient>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: Config, http: Arc<dyn HttpClient>, clock: Arc<dyn Clock>, store: Arc<dyn Store>) -> Self {
         let master_key = config.master_key.as_deref().map(MasterKey::new);
         let instance_seed = clock.now_ms().rotate_left(32) ^ (config.deployments.len() as u64);
         Gateway {
@@ -63,6 +65,7 @@ impl Gateway {
             master_key,
             http,
             clock,
+            store,
             instance_seed,
         }
     }
@@ -87,12 +90,7 @@ impl Gateway {
             (&Method::GET, "/health/liveliness" | "/health/liveness") => {
                 return Ok(json_response(StatusCode::OK, &json!("I'm alive!")))
             }
-            (&Method::GET, "/health/readiness") => {
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &json!({"status": "healthy", "db": "Not connected", "cache": null, "litellm_version": VERSION}),
-                ))
-            }
+            (&Method::GET, "/health/readiness") => return Ok(self.readiness().await),
             _ => {}
         }
         authorize(self.master_key.as_ref(), req.headers())?;
@@ -112,6 +110,20 @@ impl Gateway {
             _ => Err(
                 GatewayError::new(ErrorKind::NotFound, format!("Unknown route: {path}"))
                     .with_code("route_not_found"),
+            ),
+        }
+    }
+
+    /// Ready when the store answers (LiteLLM reports its database here the same way).
+    async fn readiness(&self) -> GatewayResponse {
+        match self.store.counter_get("tollgate:readiness").await {
+            Ok(_) => json_response(
+                StatusCode::OK,
+                &json!({"status": "healthy", "db": "connected", "cache": null, "litellm_version": VERSION}),
+            ),
+            Err(e) => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"status": "unhealthy", "db": e.to_string(), "cache": null, "litellm_version": VERSION}),
             ),
         }
     }

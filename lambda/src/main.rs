@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tollgate_core::Gateway;
-use tollgate_lambda::{cli, clock, config_source, http_client, lambda_host, local_server};
+use tollgate_lambda::{cli, clock, config_source, http_client, lambda_host, local_server, store};
 
 fn main() -> ExitCode {
     init_logging();
@@ -45,9 +45,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let gateway = Arc::new(Gateway::new(config, http, Arc::new(clock::SystemClock)));
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let clock: Arc<dyn tollgate_core::ports::Clock> = Arc::new(clock::SystemClock);
+    let choice = match tollgate_core::store::settings::choose(&config, &|name| std::env::var(name).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match runtime.block_on(store::open(&choice, Arc::clone(&clock), in_lambda)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tollgate: cannot open the store {}: {e}", store::describe(&choice, in_lambda));
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(store = %store::describe(&choice, in_lambda), "store ready");
+    let gateway = Arc::new(Gateway::new(config, http, clock, store));
     let result = runtime.block_on(async move {
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        if in_lambda {
             lambda_host::run(gateway).await
         } else {
             local_server::run(gateway, &args.host, args.port).await

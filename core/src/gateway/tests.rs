@@ -87,10 +87,8 @@ fn gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>) {
         ..Default::default()
     });
     let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
-    (
-        Gateway::new(config, client.clone(), Arc::new(FixedClock)),
-        client,
-    )
+    let store = Arc::new(crate::store::memory::MemoryStore::new(Arc::new(FixedClock)));
+    (Gateway::new(config, client.clone(), Arc::new(FixedClock), store), client)
 }
 
 fn post(path: &str, body: Value) -> http::Request<Bytes> {
@@ -386,5 +384,67 @@ fn unsupported_params_for_anthropic_are_refused_unless_dropped() {
         assert_eq!(status, 200, "{text}");
         let sent: Value = serde_json::from_slice(client.seen.lock().unwrap()[0].body()).unwrap();
         assert!(sent.get("logit_bias").is_none() && sent.get("drop_params").is_none());
+    });
+}
+
+/// A store that is down: every call fails.
+struct DownStore;
+
+#[async_trait::async_trait]
+impl crate::store::Store for DownStore {
+    async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn put(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<(), crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn put_if_absent(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<bool, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn delete(&self, _: &str) -> Result<bool, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn list_prefix(&self, _: &str, _: usize) -> Result<Vec<crate::store::Entry>, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn counter_add(&self, _: &str, _: i64, _: Option<u64>) -> Result<i64, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn counter_add_capped(
+        &self,
+        _: &str,
+        _: i64,
+        _: i64,
+        _: Option<u64>,
+    ) -> Result<crate::store::CapOutcome, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn counter_get(&self, _: &str) -> Result<i64, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn log_append(&self, _: &str, _: u64, _: &[u8]) -> Result<(), crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn log_range(&self, _: &str, _: u64, _: u64, _: usize) -> Result<Vec<crate::store::LogEntry>, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+}
+
+#[test]
+fn readiness_reports_the_store() {
+    run(async {
+        let (gw, _) = gateway(vec![]);
+        let ready = || http::Request::get("/health/readiness").body(Bytes::new()).unwrap();
+        let (status, text) = body_of(gw.handle(ready()).await).await;
+        assert_eq!(status, 200);
+        assert!(text.contains("\"db\":\"connected\""), "{text}");
+        let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
+        let down = Gateway::new(config, Arc::new(ScriptedClient::default()), Arc::new(FixedClock), Arc::new(DownStore));
+        let (status, text) = body_of(down.handle(ready()).await).await;
+        assert_eq!(status, 503);
+        assert!(text.contains("timed out"), "{text}");
+        // Liveliness does not depend on the store.
+        let live = down.handle(http::Request::get("/health/liveliness").body(Bytes::new()).unwrap()).await;
+        assert_eq!(live.status(), 200);
     });
 }

@@ -112,22 +112,50 @@ fn redis_url(
     {
         return Some(url);
     }
-    let host = router_str("redis_host").or_else(|| lookup("REDIS_HOST"))?;
+    let host = router_str("redis_host")
+        .or_else(|| lookup("REDIS_HOST"))
+        .filter(|h| !h.trim().is_empty())?;
+    let host = host.trim();
     let port = router_str("redis_port")
         .or_else(|| lookup("REDIS_PORT"))
         .unwrap_or_else(|| "6379".into());
+    // A password is used exactly as given; only an empty one counts as unset.
     let password = router_str("redis_password")
         .or_else(|| lookup("REDIS_PASSWORD"))
         .filter(|p| !p.is_empty());
-    let username = lookup("REDIS_USERNAME").filter(|u| !u.is_empty());
-    let tls = lookup("REDIS_SSL").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let username = lookup("REDIS_USERNAME")
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty());
+    let tls = lookup("REDIS_SSL")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
     let scheme = if tls { "rediss" } else { "redis" };
     let auth = match (username, password) {
-        (Some(u), Some(p)) => format!("{u}:{p}@"),
-        (None, Some(p)) => format!(":{p}@"),
-        _ => String::new(),
+        (None, None) => String::new(),
+        (Some(u), None) => format!("{}@", percent_encode(&u)),
+        (u, Some(p)) => format!(
+            "{}:{}@",
+            u.as_deref().map(percent_encode).unwrap_or_default(),
+            percent_encode(&p)
+        ),
     };
-    Some(format!("{scheme}://{auth}{host}:{port}"))
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]") // an IPv6 literal
+    } else {
+        host.to_string()
+    };
+    Some(format!("{scheme}://{auth}{host}:{}", port.trim()))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for URL credentials).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,10 +11,14 @@
 //!
 //! Each backend's consistency is documented in `docs/storage.md`. Backends live in the hosts
 //! (Redis, DynamoDB, embedded, Workers KV / Durable Objects); [`memory::MemoryStore`] is here
-//! because it needs nothing but a clock.
+//! because it needs nothing but a clock, and [`upstash::UpstashStore`] because it needs only
+//! the `HttpClient` and `Clock` ports (so both hosts use it). [`redis_protocol`] is the key
+//! layout and Lua scripts shared by the Redis and Upstash backends.
 
 pub mod memory;
+pub mod redis_protocol;
 pub mod settings;
+pub mod upstash;
 pub mod window;
 
 #[cfg(any(test, feature = "conformance"))]

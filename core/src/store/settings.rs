@@ -89,9 +89,9 @@ fn dynamo(
     Some(StoreChoice::DynamoDb { table, endpoint })
 }
 
-/// LiteLLM's Redis settings: `router_settings.redis_url` / `redis_host` + `redis_port` +
-/// `redis_password`, else `REDIS_URL`, else `REDIS_HOST` / `REDIS_PORT` / `REDIS_PASSWORD` /
-/// `REDIS_USERNAME` / `REDIS_SSL`.
+/// LiteLLM's Redis settings: `store.url`, else `router_settings.redis_url`, else
+/// `router_settings.redis_host` / `redis_port` / `redis_password`, else the environment
+/// ([`redis_url_from_env`]).
 fn redis_url(
     config: &Config,
     setting: &dyn Fn(&str) -> Option<String>,
@@ -99,51 +99,88 @@ fn redis_url(
 ) -> Option<String> {
     let router = &config.raw.router_settings.extra;
     let router_str = |k: &str| {
-        router.get(k).and_then(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .or_else(|| v.as_u64().map(|n| n.to_string()))
-        })
+        router
+            .get(k)
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+            })
+            .filter(|v| !v.trim().is_empty())
     };
     if let Some(url) = setting("url")
         .filter(|u| u.starts_with("redis"))
         .or_else(|| router_str("redis_url"))
-        .or_else(|| lookup("REDIS_URL"))
     {
+        return Some(url.trim().to_string());
+    }
+    match router_str("redis_host") {
+        Some(host) => Some(build_redis_url(
+            &host,
+            router_str("redis_port").as_deref(),
+            trimmed(lookup, "REDIS_USERNAME").as_deref(),
+            router_str("redis_password").as_deref(),
+            tls_requested(lookup),
+        )),
+        None => redis_url_from_env(lookup),
+    }
+}
+
+/// The Redis URL from LiteLLM's variables: `REDIS_URL` as is, else `REDIS_HOST` with
+/// `REDIS_PORT` (default 6379), `REDIS_USERNAME`, `REDIS_PASSWORD` and `REDIS_SSL`
+/// (`true`/`1`/`yes` → `rediss://`). `None` when neither `REDIS_URL` nor `REDIS_HOST` is set.
+pub fn redis_url_from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(url) = trimmed(lookup, "REDIS_URL") {
         return Some(url);
     }
-    let host = router_str("redis_host")
-        .or_else(|| lookup("REDIS_HOST"))
-        .filter(|h| !h.trim().is_empty())?;
-    let host = host.trim();
-    let port = router_str("redis_port")
-        .or_else(|| lookup("REDIS_PORT"))
-        .unwrap_or_else(|| "6379".into());
+    let host = trimmed(lookup, "REDIS_HOST")?;
     // A password is used exactly as given; only an empty one counts as unset.
-    let password = router_str("redis_password")
-        .or_else(|| lookup("REDIS_PASSWORD"))
-        .filter(|p| !p.is_empty());
-    let username = lookup("REDIS_USERNAME")
-        .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty());
-    let tls = lookup("REDIS_SSL")
-        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    let password = lookup("REDIS_PASSWORD").filter(|p| !p.is_empty());
+    Some(build_redis_url(
+        &host,
+        trimmed(lookup, "REDIS_PORT").as_deref(),
+        trimmed(lookup, "REDIS_USERNAME").as_deref(),
+        password.as_deref(),
+        tls_requested(lookup),
+    ))
+}
+
+fn trimmed(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn tls_requested(lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+    trimmed(lookup, "REDIS_SSL")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+/// `redis[s]://[user][:password@]host:port`, credentials percent-encoded, IPv6 bracketed.
+fn build_redis_url(
+    host: &str,
+    port: Option<&str>,
+    username: Option<&str>,
+    password: Option<&str>,
+    tls: bool,
+) -> String {
     let scheme = if tls { "rediss" } else { "redis" };
     let auth = match (username, password) {
         (None, None) => String::new(),
-        (Some(u), None) => format!("{}@", percent_encode(&u)),
+        (Some(u), None) => format!("{}@", percent_encode(u)),
         (u, Some(p)) => format!(
             "{}:{}@",
-            u.as_deref().map(percent_encode).unwrap_or_default(),
-            percent_encode(&p)
+            u.map(percent_encode).unwrap_or_default(),
+            percent_encode(p)
         ),
     };
+    let host = host.trim();
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]") // an IPv6 literal
     } else {
         host.to_string()
     };
-    Some(format!("{scheme}://{auth}{host}:{}", port.trim()))
+    format!("{scheme}://{auth}{host}:{}", port.unwrap_or("6379").trim())
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (for URL credentials).
@@ -192,6 +229,53 @@ mod tests {
             StoreChoice::Redis {
                 url: "rediss://h:6379".into()
             }
+        );
+    }
+
+    #[test]
+    fn redis_url_from_env_follows_litellm() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            redis_url_from_env(&|name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(vars(&[]), None);
+        assert_eq!(vars(&[("REDIS_PORT", "1")]), None, "no host, no Redis");
+        assert_eq!(
+            vars(&[
+                ("REDIS_URL", " rediss://u:p@h:1/2 "),
+                ("REDIS_HOST", "other")
+            ])
+            .as_deref(),
+            Some("rediss://u:p@h:1/2")
+        );
+        assert_eq!(
+            vars(&[("REDIS_HOST", "h")]).as_deref(),
+            Some("redis://h:6379")
+        );
+        assert_eq!(
+            vars(&[
+                ("REDIS_HOST", "h"),
+                ("REDIS_PORT", "7000"),
+                ("REDIS_SSL", "True")
+            ])
+            .as_deref(),
+            Some("rediss://h:7000")
+        );
+        assert_eq!(
+            vars(&[("REDIS_HOST", "h"), ("REDIS_SSL", "false")]).as_deref(),
+            Some("redis://h:6379")
+        );
+        assert_eq!(
+            vars(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "a b@c/d:e")]).as_deref(),
+            Some("redis://:a%20b%40c%2Fd%3Ae@h:6379")
+        );
+        assert_eq!(
+            vars(&[("REDIS_HOST", "h"), ("REDIS_USERNAME", "app")]).as_deref(),
+            Some("redis://app@h:6379")
         );
     }
 

@@ -4,17 +4,8 @@
 //! it. Every operation is one command or one Lua script, so each is atomic on the server, and
 //! each is bounded by the store's operation timeout.
 //!
-//! Key layout (all keys are plain byte strings; store keys are used verbatim after the prefix):
-//! - `r:{key}`   a record: a Redis string (binary value), TTL via `PX`;
-//! - `ri`        the record index: a ZSET, every member scored 0, member = store key, so
-//!   `ZRANGEBYLEX` lists keys in byte order (SCAN is neither ordered nor cheap);
-//! - `rx`        the expiry index: a ZSET, member = store key with a TTL, score = when it
-//!   expires (ms), so writes can find index members whose record has expired and drop them;
-//! - `c:{key}`   a counter: a Redis integer string, TTL set only when it is created;
-//! - `l:{log}`   a log: a ZSET scored by `at_ms`, member = 20-digit `at_ms` ++ 16-digit
-//!   sequence ++ data (the sequence from `ls:{log}` keeps append order among equal times and
-//!   makes members unique; the digits give back `at_ms` exactly, without a float);
-//! - `ls:{log}`  the log's append sequence.
+//! The key layout and the scripts are `tollgate_core::store::redis_protocol`, shared with the
+//! Upstash (REST) backend. Values are stored as raw bytes here.
 //!
 //! The scripts touch keys they compute (`r:..` from index members), so this needs a single
 //! primary (standalone, primary + replicas, ElastiCache with cluster mode disabled), not
@@ -26,149 +17,34 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind};
+use tollgate_core::store::redis_protocol::{
+    self as protocol, counter_key, record_key, ScriptCall, ScriptId,
+};
 use tollgate_core::store::{CapOutcome, Entry, LogEntry, Store, StoreError};
 
-const RECORD: &str = "r:";
-const RECORD_INDEX: &str = "ri";
-const EXPIRY_INDEX: &str = "rx";
-const COUNTER: &str = "c:";
-const LOG: &str = "l:";
-const LOG_SEQUENCE: &str = "ls:";
+#[cfg(test)]
+use tollgate_core::store::redis_protocol::{EXPIRY_INDEX, RECORD_INDEX};
 
-/// Digits of `at_ms` and of the sequence at the front of a log member.
-const AT_DIGITS: usize = 20;
-const SEQ_DIGITS: usize = 16;
+static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::PUT));
+static DELETE: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::DELETE));
+static LIST: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::LIST));
+static COUNTER_ADD: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::COUNTER_ADD));
+static COUNTER_ADD_CAPPED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(protocol::COUNTER_ADD_CAPPED));
+static LOG_APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::LOG_APPEND));
 
-/// How many expired index members one write may clean up. More than one, so cleaning keeps
-/// ahead of TTL'd writes that leave members behind.
-const PRUNE_BATCH: u32 = 32;
+/// The loaded script (EVALSHA with its hash, EVAL on NOSCRIPT) for a protocol script.
+fn script(id: ScriptId) -> &'static Script {
+    match id {
+        ScriptId::Put => &PUT,
+        ScriptId::Delete => &DELETE,
+        ScriptId::List => &LIST,
+        ScriptId::CounterAdd => &COUNTER_ADD,
+        ScriptId::CounterAddCapped => &COUNTER_ADD_CAPPED,
+        ScriptId::LogAppend => &LOG_APPEND,
+    }
+}
 
-/// Index members read per step while listing (expired ones are skipped, so a listing may need
-/// more than `limit`).
-const LIST_PAGE_MAX: usize = 256;
-
-/// TTLs are clamped to this (100 years): Redis refuses expiry times that overflow, and a TTL
-/// this long is "forever" anyway. A TTL of 0 becomes 1 ms (Redis refuses `PX 0`).
-const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
-
-/// Writes a record and keeps both indexes in step with it, in one atomic step; then drops a few
-/// index members whose record has expired (otherwise every TTL'd record, e.g. a cache entry,
-/// would leave a member behind forever).
-/// KEYS: record, record index, expiry index.
-/// ARGV: store key, value, ttl ms ('' = none), '1' = only if absent, now ms, record prefix,
-/// prune batch. `now` is the caller's clock: it only decides which members pruning looks at;
-/// what it removes is decided by the record's real PTTL, so clock skew cannot drop a live key.
-const PUT_LUA: &str = r"
-local set = {'SET', KEYS[1], ARGV[2]}
-if ARGV[3] ~= '' then set[#set + 1] = 'PX'; set[#set + 1] = ARGV[3] end
-if ARGV[4] == '1' then set[#set + 1] = 'NX' end
-if not redis.call(unpack(set)) then return 0 end
-local now = tonumber(ARGV[5])
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-if ARGV[3] ~= '' then
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
-else
-  redis.call('ZREM', KEYS[3], ARGV[1])
-end
-local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))
-for _, member in ipairs(due) do
-  local pttl = redis.call('PTTL', ARGV[6] .. member)
-  if pttl == -2 then
-    redis.call('ZREM', KEYS[2], member)
-    redis.call('ZREM', KEYS[3], member)
-  elseif pttl == -1 then
-    redis.call('ZREM', KEYS[3], member)
-  else
-    redis.call('ZADD', KEYS[3], now + pttl, member)
-  end
-end
-return 1
-";
-
-/// Deletes a record and its index members together. DEL counts only live keys (Redis expires
-/// a key on access), so the result is "a live record was removed".
-/// KEYS: record, record index, expiry index. ARGV: store key.
-const DELETE_LUA: &str = r"
-local removed = redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return removed
-";
-
-/// Lists live records by prefix in key order from the record index, skipping (and removing)
-/// members whose record has expired, so one call returns up to `limit` live records.
-/// KEYS: record index, expiry index.
-/// ARGV: '[prefix', '(prefix\xff' (0xff never occurs in UTF-8, so it bounds every key with the
-/// prefix), limit, record prefix, page size. Returns key, value, key, value, ...
-const LIST_LUA: &str = r"
-local limit, page = tonumber(ARGV[3]), tonumber(ARGV[5])
-local out, found, offset, gone = {}, 0, 0, {}
-while found < limit do
-  local members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', offset, page)
-  for _, member in ipairs(members) do
-    local value = redis.call('GET', ARGV[4] .. member)
-    if value then
-      out[#out + 1] = member
-      out[#out + 1] = value
-      found = found + 1
-      if found == limit then break end
-    else
-      gone[#gone + 1] = member
-    end
-  end
-  if #members < page then break end
-  offset = offset + page
-end
-for _, member in ipairs(gone) do
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('ZREM', KEYS[2], member)
-end
-return out
-";
-
-/// Adds to a counter; sets its TTL only if this add created it. Existence is checked before the
-/// INCRBY rather than inferred from "total == delta": a counter released back to 0 would look
-/// new, and its window would move.
-/// KEYS: counter. ARGV: delta, ttl ms ('' = none).
-const COUNTER_ADD_LUA: &str = r"
-local created = redis.call('EXISTS', KEYS[1]) == 0
-local total = redis.call('INCRBY', KEYS[1], ARGV[1])
-if created and ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return total
-";
-
-/// The capped add: read, compare and add in one script, so no other client runs in between.
-/// Returns {1, new total} or {0, current total}.
-/// KEYS: counter. ARGV: delta, ceiling, ttl ms ('' = none).
-const COUNTER_ADD_CAPPED_LUA: &str = r"
-local raw = redis.call('GET', KEYS[1])
-local current = 0
-if raw then
-  current = tonumber(raw)
-  if not current then return redis.error_reply('CORRUPT counter is not an integer') end
-end
-if current + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {0, raw or 0} end
-local total = redis.call('INCRBY', KEYS[1], ARGV[1])
-if not raw and ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return {1, total}
-";
-
-/// Appends to a log: the sequence and the entry in one step, so append order is the sequence
-/// order. KEYS: log, sequence. ARGV: at_ms (score), at_ms as 20 digits, data.
-const LOG_APPEND_LUA: &str = r"
-local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2] .. string.format('%016d', seq) .. ARGV[3])
-return seq
-";
-
-static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_LUA));
-static DELETE: LazyLock<Script> = LazyLock::new(|| Script::new(DELETE_LUA));
-static LIST: LazyLock<Script> = LazyLock::new(|| Script::new(LIST_LUA));
-static COUNTER_ADD: LazyLock<Script> = LazyLock::new(|| Script::new(COUNTER_ADD_LUA));
-static COUNTER_ADD_CAPPED: LazyLock<Script> = LazyLock::new(|| Script::new(COUNTER_ADD_CAPPED_LUA));
-static LOG_APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(LOG_APPEND_LUA));
-
-/// The Redis store. Cheap to clone (clones share the connection); build one per process.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
@@ -225,12 +101,6 @@ impl RedisStore {
         })
     }
 
-    /// The Redis URL from LiteLLM's environment variables, or `None` when none is set. See
-    /// [`url_from_vars`].
-    pub fn url_from_env() -> Option<String> {
-        url_from_vars(|name| std::env::var(name).ok())
-    }
-
     /// The current connection manager and its generation.
     fn manager(&self) -> (u64, ConnectionManager) {
         let guard = self.inner.manager.lock().unwrap_or_else(|p| p.into_inner());
@@ -258,10 +128,14 @@ impl RedisStore {
     }
 
     /// Runs one script (EVALSHA, loading it first if the server lacks it) within the timeout.
-    async fn eval<T: FromRedisValue>(
-        &self,
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
+    async fn run<T: FromRedisValue>(&self, call: &ScriptCall<'_>) -> Result<T, StoreError> {
+        let mut invocation = script(call.script).prepare_invoke();
+        for key in &call.keys {
+            invocation.key(key);
+        }
+        for arg in &call.args {
+            invocation.arg(arg.as_ref());
+        }
         let (generation, mut conn) = self.manager();
         self.bounded(generation, invocation.invoke_async(&mut conn))
             .await
@@ -291,20 +165,8 @@ impl RedisStore {
         ttl_ms: Option<u64>,
         only_if_absent: bool,
     ) -> Result<bool, StoreError> {
-        let written: i64 = self
-            .eval(
-                PUT.key(prefixed(RECORD, key))
-                    .key(RECORD_INDEX)
-                    .key(EXPIRY_INDEX)
-                    .arg(key)
-                    .arg(value)
-                    .arg(ttl_arg(ttl_ms))
-                    .arg(if only_if_absent { "1" } else { "0" })
-                    .arg(now_ms())
-                    .arg(RECORD)
-                    .arg(PRUNE_BATCH),
-            )
-            .await?;
+        let call = protocol::put_call(key, value, ttl_ms, only_if_absent, now_ms());
+        let written: i64 = self.run(&call).await?;
         Ok(written == 1)
     }
 }
@@ -354,96 +216,26 @@ fn store_error(e: &RedisError) -> StoreError {
     }
 }
 
-fn prefixed(prefix: &str, key: &str) -> String {
-    format!("{prefix}{key}")
-}
-
-/// A TTL argument for the scripts: '' for none, else clamped milliseconds.
-fn ttl_arg(ttl_ms: Option<u64>) -> String {
-    ttl_ms.map_or_else(String::new, |t| t.clamp(1, MAX_TTL_MS).to_string())
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn limit_arg(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
 /// Splits a log member back into `at_ms` and data.
 fn parse_log_member(member: Vec<u8>) -> Result<LogEntry, StoreError> {
-    let corrupt = || StoreError::Corrupt("redis: malformed log entry".into());
-    let head = member.get(..AT_DIGITS + SEQ_DIGITS).ok_or_else(corrupt)?;
-    let at_ms = std::str::from_utf8(&head[..AT_DIGITS])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(corrupt)?;
+    let (at_ms, data) = protocol::parse_log_member(&member)
+        .ok_or_else(|| StoreError::Corrupt("redis: malformed log entry".into()))?;
     Ok(LogEntry {
         at_ms,
-        data: member[AT_DIGITS + SEQ_DIGITS..].to_vec(),
+        data: data.to_vec(),
     })
-}
-
-/// The Redis URL from LiteLLM's variables, read through `var`: `REDIS_URL` as is, else
-/// `REDIS_HOST` with `REDIS_PORT` (default 6379), `REDIS_USERNAME`, `REDIS_PASSWORD` and
-/// `REDIS_SSL` (`true`/`1`/`yes` → `rediss://`). Credentials are percent-encoded. `None` when
-/// neither `REDIS_URL` nor `REDIS_HOST` is set.
-pub fn url_from_vars(var: impl Fn(&str) -> Option<String>) -> Option<String> {
-    let trimmed = |name: &str| {
-        var(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    if let Some(url) = trimmed("REDIS_URL") {
-        return Some(url);
-    }
-    let host = trimmed("REDIS_HOST")?;
-    let port = trimmed("REDIS_PORT").unwrap_or_else(|| "6379".into());
-    let tls = trimmed("REDIS_SSL")
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
-    let scheme = if tls { "rediss" } else { "redis" };
-    // A password is used exactly as given (no trimming); only an empty one counts as unset.
-    let password = var("REDIS_PASSWORD").filter(|p| !p.is_empty());
-    let user = trimmed("REDIS_USERNAME").map(|u| percent_encode(&u));
-    let auth = match (user, password) {
-        (None, None) => String::new(),
-        (Some(user), None) => format!("{user}@"),
-        (user, Some(password)) => {
-            format!(
-                "{}:{}@",
-                user.unwrap_or_default(),
-                percent_encode(&password)
-            )
-        }
-    };
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]") // an IPv6 literal
-    } else {
-        host
-    };
-    Some(format!("{scheme}://{auth}{host}:{port}"))
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[async_trait::async_trait]
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.query(redis::cmd("GET").arg(prefixed(RECORD, key)))
-            .await
+        self.query(redis::cmd("GET").arg(record_key(key))).await
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), StoreError> {
@@ -462,15 +254,7 @@ impl Store for RedisStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let removed: i64 = self
-            .eval(
-                DELETE
-                    .key(prefixed(RECORD, key))
-                    .key(RECORD_INDEX)
-                    .key(EXPIRY_INDEX)
-                    .arg(key),
-            )
-            .await?;
+        let removed: i64 = self.run(&protocol::delete_call(key)).await?;
         Ok(removed > 0)
     }
 
@@ -478,27 +262,16 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let min = [b"[", prefix.as_bytes()].concat();
-        let max = [b"(", prefix.as_bytes(), b"\xff"].concat();
-        let flat: Vec<Vec<u8>> = self
-            .eval(
-                LIST.key(RECORD_INDEX)
-                    .key(EXPIRY_INDEX)
-                    .arg(min)
-                    .arg(max)
-                    .arg(limit_arg(limit))
-                    .arg(RECORD)
-                    .arg(limit.clamp(16, LIST_PAGE_MAX)),
-            )
-            .await?;
-        let mut entries = Vec::with_capacity(flat.len() / 2);
-        let mut items = flat.into_iter();
-        while let (Some(key), Some(value)) = (items.next(), items.next()) {
-            let key = String::from_utf8(key)
-                .map_err(|_| StoreError::Corrupt("redis: record index key is not UTF-8".into()))?;
-            entries.push(Entry { key, value });
-        }
-        Ok(entries)
+        let flat: Vec<Vec<u8>> = self.run(&protocol::list_call(prefix, limit)).await?;
+        protocol::pairs(flat)
+            .into_iter()
+            .map(|(key, value)| {
+                let key = String::from_utf8(key).map_err(|_| {
+                    StoreError::Corrupt("redis: record index key is not UTF-8".into())
+                })?;
+                Ok(Entry { key, value })
+            })
+            .collect()
     }
 
     async fn counter_add(
@@ -507,13 +280,8 @@ impl Store for RedisStore {
         delta: i64,
         ttl_ms: Option<u64>,
     ) -> Result<i64, StoreError> {
-        self.eval(
-            COUNTER_ADD
-                .key(prefixed(COUNTER, key))
-                .arg(delta)
-                .arg(ttl_arg(ttl_ms)),
-        )
-        .await
+        self.run(&protocol::counter_add_call(key, delta, ttl_ms))
+            .await
     }
 
     async fn counter_add_capped(
@@ -524,38 +292,21 @@ impl Store for RedisStore {
         ttl_ms: Option<u64>,
     ) -> Result<CapOutcome, StoreError> {
         let (added, total): (i64, i64) = self
-            .eval(
-                COUNTER_ADD_CAPPED
-                    .key(prefixed(COUNTER, key))
-                    .arg(delta)
-                    .arg(ceiling)
-                    .arg(ttl_arg(ttl_ms)),
-            )
+            .run(&protocol::counter_add_capped_call(
+                key, delta, ceiling, ttl_ms,
+            ))
             .await?;
-        Ok(if added == 1 {
-            CapOutcome::Added(total)
-        } else {
-            CapOutcome::Refused(total)
-        })
+        Ok(protocol::cap_outcome(added, total))
     }
 
     async fn counter_get(&self, key: &str) -> Result<i64, StoreError> {
-        let total: Option<i64> = self
-            .query(redis::cmd("GET").arg(prefixed(COUNTER, key)))
-            .await?;
+        let total: Option<i64> = self.query(redis::cmd("GET").arg(counter_key(key))).await?;
         Ok(total.unwrap_or(0))
     }
 
     async fn log_append(&self, log: &str, at_ms: u64, data: &[u8]) -> Result<(), StoreError> {
         let _sequence: i64 = self
-            .eval(
-                LOG_APPEND
-                    .key(prefixed(LOG, log))
-                    .key(prefixed(LOG_SEQUENCE, log))
-                    .arg(at_ms)
-                    .arg(format!("{at_ms:0AT_DIGITS$}"))
-                    .arg(data),
-            )
+            .run(&protocol::log_append_call(log, at_ms, data))
             .await?;
         Ok(())
     }
@@ -570,16 +321,10 @@ impl Store for RedisStore {
         if limit == 0 || from_ms >= to_ms {
             return Ok(Vec::new());
         }
-        // Same score → members in byte order → the zero-padded sequence → append order.
         let members: Vec<Vec<u8>> = self
             .query(
                 redis::cmd("ZRANGEBYSCORE")
-                    .arg(prefixed(LOG, log))
-                    .arg(from_ms)
-                    .arg(format!("({to_ms}"))
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit_arg(limit)),
+                    .arg(&protocol::log_range_args(log, from_ms, to_ms, limit)[..]),
             )
             .await?;
         members.into_iter().map(parse_log_member).collect()
@@ -946,11 +691,7 @@ mod tests {
         let server = start_redis();
         let store = store_for(&server).await;
         let k = format!("{}:c", unique_prefix("corrupt"));
-        raw::<()>(
-            &store,
-            redis::cmd("SET").arg(prefixed(COUNTER, &k)).arg("abc"),
-        )
-        .await;
+        raw::<()>(&store, redis::cmd("SET").arg(counter_key(&k)).arg("abc")).await;
         assert!(matches!(
             store.counter_get(&k).await,
             Err(StoreError::Corrupt(_))
@@ -1057,7 +798,7 @@ mod tests {
         let port = server.port.to_string();
         let env = |user: Option<&'static str>, pass: &'static str| {
             let port = port.clone();
-            url_from_vars(move |name| match name {
+            tollgate_core::store::settings::redis_url_from_env(&move |name: &str| match name {
                 "REDIS_HOST" => Some("127.0.0.1".into()),
                 "REDIS_PORT" => Some(port.clone()),
                 "REDIS_USERNAME" => user.map(String::from),
@@ -1115,67 +856,6 @@ mod tests {
         )
         .await;
         assert_eq!(store.get("k").await, Ok(None), "renewed after the failure");
-    }
-
-    #[test]
-    fn url_from_vars_follows_litellm() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            url_from_vars(move |name| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            })
-        };
-        assert_eq!(vars(&[]), None);
-        assert_eq!(vars(&[("REDIS_PORT", "1")]), None, "no host, no Redis");
-        assert_eq!(
-            vars(&[
-                ("REDIS_URL", " rediss://u:p@h:1/2 "),
-                ("REDIS_HOST", "other")
-            ])
-            .as_deref(),
-            Some("rediss://u:p@h:1/2"),
-            "REDIS_URL wins"
-        );
-        assert_eq!(
-            vars(&[("REDIS_HOST", "h")]).as_deref(),
-            Some("redis://h:6379")
-        );
-        assert_eq!(
-            vars(&[
-                ("REDIS_HOST", "h"),
-                ("REDIS_PORT", "7000"),
-                ("REDIS_SSL", "True")
-            ])
-            .as_deref(),
-            Some("rediss://h:7000")
-        );
-        assert_eq!(
-            vars(&[("REDIS_HOST", "h"), ("REDIS_SSL", "false")]).as_deref(),
-            Some("redis://h:6379")
-        );
-        assert_eq!(
-            vars(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "a b@c/d:e")]).as_deref(),
-            Some("redis://:a%20b%40c%2Fd%3Ae@h:6379")
-        );
-        assert_eq!(
-            vars(&[
-                ("REDIS_HOST", "h"),
-                ("REDIS_USERNAME", "me"),
-                ("REDIS_PASSWORD", "pw")
-            ])
-            .as_deref(),
-            Some("redis://me:pw@h:6379")
-        );
-        assert_eq!(
-            vars(&[("REDIS_HOST", "h"), ("REDIS_USERNAME", "me")]).as_deref(),
-            Some("redis://me@h:6379")
-        );
-        assert_eq!(
-            vars(&[("REDIS_HOST", "::1")]).as_deref(),
-            Some("redis://[::1]:6379")
-        );
     }
 
     #[test]

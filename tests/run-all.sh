@@ -2,7 +2,9 @@
 # Every test Tollgate has, on a fresh machine:
 #   1. installs the project-local tools (tests/tools.sh: Python venv, node 22 + wrangler,
 #      worker-build, wasm-bindgen, cargo-lambda, cfn-lint),
-#   2. format, lint (host and wasm32), unit tests, core built for wasm32, template lint,
+#   2. format, lint (host and wasm32), unit tests (the Store backends' conformance suites run
+#      against a real redis-server, moto's DynamoDB server and a REST-to-Redis shim for
+#      Upstash), core built for wasm32, template lint,
 #   3. the end-to-end suite (official openai SDK) against all three hosts, each talking to the
 #      in-repo mock provider: the local server, the Lambda emulator (cargo lambda watch) and
 #      workerd (wrangler dev --local).
@@ -104,6 +106,7 @@ cargo fmt --all -- --check
 say "cargo clippy (host, and wasm32 for core and workers)"
 cargo clippy -q -p tollgate-core -p tollgate-lambda -p tollgate-mock-provider --all-targets -- -D warnings
 cargo clippy -q -p tollgate-core -p tollgate-workers --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -q -p tollgate-workers --features store-conformance --target wasm32-unknown-unknown -- -D warnings
 
 say "unit tests"
 cargo test -q -p tollgate-core -p tollgate-lambda -p tollgate-mock-provider
@@ -170,6 +173,8 @@ for host in $hosts; do
       stop lambda
       ;;
     workers)
+      say "Store conformance on workerd (KV + Durable Objects)"
+      tests/store/workers-conformance.sh
       say "build the Worker"
       (cd workers && worker-build --profile release-wasm --no-opt >"$run_dir/worker-build.log" 2>&1) || {
         tail -n 40 "$run_dir/worker-build.log"

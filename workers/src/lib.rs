@@ -5,6 +5,7 @@
 mod clock;
 mod convert;
 mod http_client;
+pub mod store;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -12,6 +13,10 @@ use std::sync::Arc;
 
 use tollgate_core::error::{ErrorKind, GatewayError};
 use tollgate_core::gateway::error_response;
+use tollgate_core::store::memory::MemoryStore;
+use tollgate_core::store::settings::{self, StoreChoice};
+use tollgate_core::store::upstash::UpstashStore;
+use tollgate_core::store::Store;
 use tollgate_core::{Config, Gateway};
 use worker::{event, Context, Env, Request, Response, Result};
 
@@ -23,6 +28,11 @@ thread_local! {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    // Test builds only (`--features store-conformance`): the Store conformance suite.
+    #[cfg(feature = "store-conformance")]
+    if req.path() == store::conformance::ROUTE {
+        return store::conformance::run(&env).await;
+    }
     let gateway = instance(&env);
     let response = match gateway.as_ref() {
         Ok(gw) => match convert::into_core_request(req).await {
@@ -58,9 +68,48 @@ fn build(env: &Env) -> std::result::Result<Gateway, String> {
     let yaml = lookup("TOLLGATE_CONFIG_YAML").unwrap_or_default();
     let config =
         Config::from_yaml(&yaml, &lookup).map_err(|e| format!("TOLLGATE_CONFIG_YAML: {e}"))?;
+    let store = open_store(&config, &lookup, env)?;
     Ok(Gateway::new(
         config,
         Arc::new(http_client::FetchClient),
         Arc::new(clock::WorkerClock),
+        store,
     ))
+}
+
+/// The Store the config and vars choose (`core::store::settings`): by default KV + Durable
+/// Objects (bindings in wrangler.toml), shared by every isolate.
+/// How long one Upstash REST call may take.
+const UPSTASH_OP_TIMEOUT_MS: u64 = 1_000;
+
+fn open_store(
+    config: &Config,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    env: &Env,
+) -> std::result::Result<Arc<dyn Store>, String> {
+    let unsupported = |name: &str| {
+        format!(
+            "store type {name} is not available on Workers (use the default, KV + Durable Objects)"
+        )
+    };
+    match settings::choose(config, lookup).map_err(|e| format!("TOLLGATE_CONFIG_YAML: {e}"))? {
+        StoreChoice::HostDefault => Ok(Arc::new(
+            store::WorkersStore::from_env(env).map_err(|e| e.to_string())?,
+        )),
+        // Per isolate: tests and throw-away runs only.
+        #[allow(clippy::arc_with_non_send_sync)]
+        StoreChoice::Memory => Ok(Arc::new(MemoryStore::new(Arc::new(clock::WorkerClock)))),
+        StoreChoice::Embedded { .. } => Err(unsupported("embedded")),
+        StoreChoice::Redis { .. } => Err(unsupported("redis")),
+        StoreChoice::DynamoDb { .. } => Err(unsupported("dynamodb")),
+        // Upstash's REST API is reachable from Workers through fetch.
+        #[allow(clippy::arc_with_non_send_sync)]
+        StoreChoice::Upstash { url, token } => Ok(Arc::new(UpstashStore::new(
+            Arc::new(http_client::FetchClient),
+            Arc::new(clock::WorkerClock),
+            url,
+            token,
+            UPSTASH_OP_TIMEOUT_MS,
+        ))),
+    }
 }

@@ -47,17 +47,21 @@ fn main() -> ExitCode {
     };
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     let clock: Arc<dyn tollgate_core::ports::Clock> = Arc::new(clock::SystemClock);
-    let choice = match tollgate_core::store::settings::choose(&config, &|name| std::env::var(name).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("tollgate: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let choice =
+        match tollgate_core::store::settings::choose(&config, &|name| std::env::var(name).ok()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tollgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let store = match runtime.block_on(store::open(&choice, Arc::clone(&clock), in_lambda)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("tollgate: cannot open the store {}: {e}", store::describe(&choice, in_lambda));
+            eprintln!(
+                "tollgate: cannot open the store {}: {e}",
+                store::describe(&choice, in_lambda)
+            );
             return ExitCode::FAILURE;
         }
     };

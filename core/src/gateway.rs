@@ -57,7 +57,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Config, http: Arc<dyn HttpClient>, clock: Arc<dyn Clock>, store: Arc<dyn Store>) -> Self {
+    pub fn new(
+        config: Config,
+        http: Arc<dyn HttpClient>,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+    ) -> Self {
         let master_key = config.master_key.as_deref().map(MasterKey::new);
         let instance_seed = clock.now_ms().rotate_left(32) ^ (config.deployments.len() as u64);
         Gateway {

@@ -88,7 +88,10 @@ fn gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>) {
     });
     let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
     let store = Arc::new(crate::store::memory::MemoryStore::new(Arc::new(FixedClock)));
-    (Gateway::new(config, client.clone(), Arc::new(FixedClock), store), client)
+    (
+        Gateway::new(config, client.clone(), Arc::new(FixedClock), store),
+        client,
+    )
 }
 
 fn post(path: &str, body: Value) -> http::Request<Bytes> {
@@ -398,16 +401,30 @@ impl crate::store::Store for DownStore {
     async fn put(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<(), crate::store::StoreError> {
         Err(crate::store::StoreError::Timeout)
     }
-    async fn put_if_absent(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<bool, crate::store::StoreError> {
+    async fn put_if_absent(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: Option<u64>,
+    ) -> Result<bool, crate::store::StoreError> {
         Err(crate::store::StoreError::Timeout)
     }
     async fn delete(&self, _: &str) -> Result<bool, crate::store::StoreError> {
         Err(crate::store::StoreError::Timeout)
     }
-    async fn list_prefix(&self, _: &str, _: usize) -> Result<Vec<crate::store::Entry>, crate::store::StoreError> {
+    async fn list_prefix(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<crate::store::Entry>, crate::store::StoreError> {
         Err(crate::store::StoreError::Timeout)
     }
-    async fn counter_add(&self, _: &str, _: i64, _: Option<u64>) -> Result<i64, crate::store::StoreError> {
+    async fn counter_add(
+        &self,
+        _: &str,
+        _: i64,
+        _: Option<u64>,
+    ) -> Result<i64, crate::store::StoreError> {
         Err(crate::store::StoreError::Timeout)
     }
     async fn counter_add_capped(
@@ -425,7 +442,13 @@ impl crate::store::Store for DownStore {
     async fn log_append(&self, _: &str, _: u64, _: &[u8]) -> Result<(), crate::store::StoreError> {
         Err(crate::store::StoreError::Timeout)
     }
-    async fn log_range(&self, _: &str, _: u64, _: u64, _: usize) -> Result<Vec<crate::store::LogEntry>, crate::store::StoreError> {
+    async fn log_range(
+        &self,
+        _: &str,
+        _: u64,
+        _: u64,
+        _: usize,
+    ) -> Result<Vec<crate::store::LogEntry>, crate::store::StoreError> {
         Err(crate::store::StoreError::Timeout)
     }
 }
@@ -434,17 +457,32 @@ impl crate::store::Store for DownStore {
 fn readiness_reports_the_store() {
     run(async {
         let (gw, _) = gateway(vec![]);
-        let ready = || http::Request::get("/health/readiness").body(Bytes::new()).unwrap();
+        let ready = || {
+            http::Request::get("/health/readiness")
+                .body(Bytes::new())
+                .unwrap()
+        };
         let (status, text) = body_of(gw.handle(ready()).await).await;
         assert_eq!(status, 200);
         assert!(text.contains("\"db\":\"connected\""), "{text}");
         let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
-        let down = Gateway::new(config, Arc::new(ScriptedClient::default()), Arc::new(FixedClock), Arc::new(DownStore));
+        let down = Gateway::new(
+            config,
+            Arc::new(ScriptedClient::default()),
+            Arc::new(FixedClock),
+            Arc::new(DownStore),
+        );
         let (status, text) = body_of(down.handle(ready()).await).await;
         assert_eq!(status, 503);
         assert!(text.contains("timed out"), "{text}");
         // Liveliness does not depend on the store.
-        let live = down.handle(http::Request::get("/health/liveliness").body(Bytes::new()).unwrap()).await;
+        let live = down
+            .handle(
+                http::Request::get("/health/liveliness")
+                    .body(Bytes::new())
+                    .unwrap(),
+            )
+            .await;
         assert_eq!(live.status(), 200);
     });
 }

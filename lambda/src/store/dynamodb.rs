@@ -318,27 +318,8 @@ impl DynamoStore {
         ttl_ms: Option<u64>,
     ) -> Result<bool, StoreError> {
         let item = self.record_item(key, value, ttl_ms);
-        let now = self.clock.now_ms();
-        let result = self
-            .send_once(|| {
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item.clone()))
-                    .condition_expression(ABSENT_OR_EXPIRED)
-                    .expression_attribute_names("#pk", PK)
-                    .expression_attribute_names("#exp", EXP_MS)
-                    .expression_attribute_values(":now", number(now))
-                    .customize()
-                    .config_override(no_sdk_retries())
-                    .send()
-            })
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("PutItem", e)),
-        }
+        self.put_if_absent_or_expired(item, self.clock.now_ms())
+            .await
     }
 
     async fn delete_record(&self, key: &str) -> Result<bool, StoreError> {
@@ -475,6 +456,13 @@ impl DynamoStore {
         let mut item = counter_key(key);
         item.insert(VALUE.into(), number(delta));
         self.expiry_attributes(ttl_ms, &mut item);
+        self.put_if_absent_or_expired(item, now).await
+    }
+
+    /// Writes `item` only if no live item has its key (absent, or expired by `now`); `false`
+    /// when a live one is there. Not retried by the SDK: a retry after a lost response could
+    /// report a won write as lost.
+    async fn put_if_absent_or_expired(&self, item: Item, now: u64) -> Result<bool, StoreError> {
         let result = self
             .send_once(|| {
                 self.client

@@ -71,7 +71,11 @@ impl Drop for ChildServer {
 
 /// Starts `redis-server` on a free port, without persistence, with `extra` arguments.
 pub fn start_redis(extra: &[&str]) -> ChildServer {
-    let port = free_port();
+    start_redis_on(free_port(), extra)
+}
+
+/// Starts `redis-server` on `port` (e.g. again on the port of one that was stopped).
+pub fn start_redis_on(port: u16, extra: &[&str]) -> ChildServer {
     let port_arg = port.to_string();
     let mut command = Command::new("redis-server");
     command.args([

@@ -342,31 +342,14 @@ mod tests {
 
     use super::*;
     use crate::clock::SystemClock;
-    use crate::test_support::{free_port, ChildServer};
+    use crate::test_support::{free_port, start_redis_on, ChildServer};
 
     const OP_TIMEOUT: Duration = Duration::from_millis(500);
     /// Slack on top of the operation timeout before a fault test calls it a hang.
     const MARGIN: Duration = Duration::from_millis(700);
 
-    fn start_redis_on(port: u16, extra: &[&str]) -> ChildServer {
-        let port_arg = port.to_string();
-        let mut command = Command::new("redis-server");
-        command.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port_arg,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]);
-        command.args(extra);
-        ChildServer::start(command, port, "redis-server")
-    }
-
     fn start_redis() -> ChildServer {
-        start_redis_on(free_port(), &[])
+        crate::test_support::start_redis(&[])
     }
 
     fn url(port: u16) -> String {

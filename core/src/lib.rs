@@ -14,6 +14,8 @@ pub mod ids;
 pub mod openai;
 pub mod ports;
 pub mod providers;
+pub mod rng;
+pub mod router;
 pub mod sse;
 pub mod store;
 pub mod stream;

@@ -1,0 +1,19 @@
+//! Deployment selection: which deployment of a model group serves a request.
+//!
+//! Split so each part can be tested alone:
+//! - [`strategy`]: the `router_settings` the operator chose (LiteLLM's names);
+//! - [`state`]: the Store keys every instance reads and writes (in-flight, per-minute usage,
+//!   latency, cooldowns), so all instances see the same figures;
+//! - [`select`]: the pure choice over [`select::Candidate`]s already read from the Store;
+//!
+//! The caller's sequence per request: [`state::load_candidates`] → [`select::choose`] →
+//! [`state::request_started`] … [`state::request_finished`] (and
+//! [`state::record_failure`] when the upstream failed).
+
+pub mod select;
+pub mod state;
+pub mod strategy;
+
+pub use crate::rng::Rng;
+pub use select::{choose, Candidate, Selection};
+pub use strategy::{CooldownSettings, RoutingStrategy};

@@ -74,6 +74,10 @@ pub struct Config {
     /// Aliases marked `hidden: true` are callable but not listed in `/v1/models`.
     hidden_aliases: Vec<String>,
     pub master_key: Option<String>,
+    /// `router_settings.routing_strategy`, checked at load.
+    pub routing_strategy: crate::router::RoutingStrategy,
+    /// `router_settings.allowed_fails` / `cooldown_time`, checked at load.
+    pub cooldown: crate::router::CooldownSettings,
     pub raw: raw::RawConfig,
 }
 
@@ -184,7 +188,11 @@ impl Config {
             .clone()
             .or_else(|| lookup("LITELLM_MASTER_KEY"))
             .filter(|k| !k.is_empty());
+        let routing_strategy = crate::router::RoutingStrategy::from_settings(&raw.router_settings)?;
+        let cooldown = crate::router::CooldownSettings::from_settings(&raw.router_settings)?;
         Ok(Config {
+            routing_strategy,
+            cooldown,
             deployments,
             groups,
             aliases,

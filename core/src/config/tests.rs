@@ -159,3 +159,19 @@ fn empty_config_is_valid() {
     .unwrap();
     assert_eq!(from_env.master_key.as_deref(), Some("sk-env"));
 }
+
+#[test]
+fn router_settings_are_checked_at_load() {
+    let cfg = load(include_str!("fixtures/brief-example.yaml")).unwrap();
+    assert_eq!(
+        cfg.routing_strategy,
+        crate::router::RoutingStrategy::UsageBased
+    );
+    // The brief's own example spells it short.
+    let short = load("router_settings:\n  routing_strategy: latency-based\n").unwrap();
+    assert!(matches!(short.routing_strategy, crate::router::RoutingStrategy::LatencyBased { .. }));
+    let err = load("router_settings:\n  routing_strategy: fastest-please\n").unwrap_err();
+    assert_eq!(err.path, "router_settings.routing_strategy");
+    let err = load("router_settings:\n  cooldown_time: soon\n").unwrap_err();
+    assert_eq!(err.path, "router_settings.cooldown_time");
+}

@@ -65,11 +65,14 @@ impl RoutingStrategy {
         Ok(match name.trim() {
             "" | "simple-shuffle" => RoutingStrategy::SimpleShuffle,
             "least-busy" => RoutingStrategy::LeastBusy,
-            "usage-based-routing" | "usage-based-routing-v2" => RoutingStrategy::UsageBased,
-            "latency-based-routing" => RoutingStrategy::LatencyBased {
+            // The short forms appear in the product brief's examples.
+            "usage-based-routing" | "usage-based-routing-v2" | "usage-based" => {
+                RoutingStrategy::UsageBased
+            }
+            "latency-based-routing" | "latency-based" => RoutingStrategy::LatencyBased {
                 buffer: latency_buffer(extra)?,
             },
-            "cost-based-routing" => RoutingStrategy::CostBased,
+            "cost-based-routing" | "cost-based" => RoutingStrategy::CostBased,
             other => {
                 return Err(ConfigError::at(
                     "router_settings.routing_strategy",

@@ -169,7 +169,10 @@ fn router_settings_are_checked_at_load() {
     );
     // The brief's own example spells it short.
     let short = load("router_settings:\n  routing_strategy: latency-based\n").unwrap();
-    assert!(matches!(short.routing_strategy, crate::router::RoutingStrategy::LatencyBased { .. }));
+    assert!(matches!(
+        short.routing_strategy,
+        crate::router::RoutingStrategy::LatencyBased { .. }
+    ));
     let err = load("router_settings:\n  routing_strategy: fastest-please\n").unwrap_err();
     assert_eq!(err.path, "router_settings.routing_strategy");
     let err = load("router_settings:\n  cooldown_time: soon\n").unwrap_err();

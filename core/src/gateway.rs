@@ -81,10 +81,22 @@ impl Gateway {
 
     /// Answers one request. Never panics on client input; every failure is an OpenAI-style error.
     pub async fn handle(&self, req: http::Request<Bytes>) -> GatewayResponse {
-        match self.route(req).await {
+        let started_ms = self.clock.now_ms();
+        let mut resp = match self.route(req).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e),
-        }
+        };
+        // LiteLLM's correlation headers, on every answer (errors included). For a stream the
+        // duration is the time to its first byte.
+        let call_id = call_id(started_ms, self.instance_seed);
+        let elapsed = self.clock.now_ms().saturating_sub(started_ms);
+        set_header(&mut resp, "x-litellm-call-id", &call_id);
+        set_header(
+            &mut resp,
+            "x-litellm-response-duration-ms",
+            &elapsed.to_string(),
+        );
+        resp
     }
 
     async fn route(&self, req: http::Request<Bytes>) -> Result<GatewayResponse, GatewayError> {
@@ -190,10 +202,14 @@ impl Gateway {
         if req.is_stream() {
             let identity = self.stream_identity("chatcmpl-", &requested_model, req.include_usage());
             let out = SseOutput::new(upstream, api.chat_stream(&req, &d), identity);
-            return Ok(sse_response(out.boxed()));
+            return Ok(with_deployment_headers(
+                sse_response(out.boxed()),
+                &d,
+                &requested_model,
+            ));
         }
         let mut completion = api.chat_response(&read_all(upstream, usize::MAX).await?, &req, &d)?;
-        completion.model = requested_model;
+        completion.model.clone_from(&requested_model);
         if completion.id.is_empty() {
             completion.id = new_id("chatcmpl-", self.clock.now_ms(), self.instance_seed);
         }
@@ -201,7 +217,11 @@ impl Gateway {
             completion.created = self.clock.now_ms() / 1000;
         }
         "chat.completion".clone_into(&mut completion.object);
-        Ok(json_response(StatusCode::OK, &completion))
+        Ok(with_deployment_headers(
+            json_response(StatusCode::OK, &completion),
+            &d,
+            &requested_model,
+        ))
     }
 
     async fn completions(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
@@ -215,13 +235,20 @@ impl Gateway {
             .await?;
         if stream {
             let identity = self.stream_identity("cmpl-", &requested_model, include_usage);
-            return Ok(sse_response(
-                SseOutput::new(upstream, api.completion_stream(&d), identity).boxed(),
+            let out = SseOutput::new(upstream, api.completion_stream(&d), identity);
+            return Ok(with_deployment_headers(
+                sse_response(out.boxed()),
+                &d,
+                &requested_model,
             ));
         }
         let mut answer = api.completion_response(&read_all(upstream, usize::MAX).await?, &d)?;
-        answer["model"] = Value::String(requested_model);
-        Ok(json_response(StatusCode::OK, &answer))
+        answer["model"] = Value::String(requested_model.clone());
+        Ok(with_deployment_headers(
+            json_response(StatusCode::OK, &answer),
+            &d,
+            &requested_model,
+        ))
     }
 
     async fn embeddings(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
@@ -234,8 +261,12 @@ impl Gateway {
             .call(api, api.embeddings_request(&value, &d)?, &d)
             .await?;
         let mut answer = api.embeddings_response(&read_all(upstream, usize::MAX).await?, &d)?;
-        answer["model"] = Value::String(requested_model);
-        Ok(json_response(StatusCode::OK, &answer))
+        answer["model"] = Value::String(requested_model.clone());
+        Ok(with_deployment_headers(
+            json_response(StatusCode::OK, &answer),
+            &d,
+            &requested_model,
+        ))
     }
 
     /// For JSON bodies forwarded nearly as-is: applies defaults, strips gateway-only fields, asks
@@ -306,6 +337,42 @@ impl Gateway {
         err.retry_after = retry_after;
         Err(err)
     }
+}
+
+/// `x-litellm-model-id`, `-model-group` and `-model-api-base`: which deployment answered.
+/// The api base is the configured or default URL, never a key.
+fn with_deployment_headers(
+    mut resp: GatewayResponse,
+    d: &Deployment,
+    group: &str,
+) -> GatewayResponse {
+    set_header(&mut resp, "x-litellm-model-id", &d.id);
+    set_header(&mut resp, "x-litellm-model-group", group);
+    if let Some(base) = d.params.api_base.as_deref().or(d.provider.default_base()) {
+        set_header(&mut resp, "x-litellm-model-api-base", base);
+    }
+    resp
+}
+
+/// Sets a header, skipping values that are not valid header text (a group name never fails
+/// a request).
+fn set_header(resp: &mut GatewayResponse, name: &'static str, value: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+/// A UUID-shaped call id, as LiteLLM sends.
+fn call_id(now_ms: u64, instance_seed: u64) -> String {
+    let hex = new_id("", now_ms, instance_seed) + &new_id("", now_ms, instance_seed);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn unknown_model(name: &str) -> GatewayError {

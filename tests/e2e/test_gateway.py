@@ -14,7 +14,7 @@ import struct
 import openai
 import pytest
 
-from conftest import MASTER_KEY, assert_error_shape, marker, words
+from conftest import MASTER_KEY, MOCK_URL, assert_error_shape, marker, words
 
 MODEL_GROUPS = [
     "gpt-4o",
@@ -659,3 +659,18 @@ def test_builtin_mock_response(client, mock, stream):
     out = chat_turn(client, stream, model="mock-local", messages=user(f"anything {mark}"))
     assert out["content"] == "hello from the built-in mock"
     assert mock.find("anything", mark) is None, "mock_response must not call a provider"
+
+
+# ------------------------------------------------------- LiteLLM's response headers
+
+
+def test_litellm_correlation_headers(client):
+    """Which deployment answered, as LiteLLM reports it (the group as the client named it)."""
+    resp = client.chat.completions.with_raw_response.create(model="gpt4-alias", messages=user(f"hi {marker()}"))
+    h = resp.headers
+    assert h["x-litellm-model-group"] == "gpt4-alias"
+    assert h["x-litellm-model-api-base"] == f"{MOCK_URL}/v1"
+    assert re.fullmatch(r"[0-9a-f]{32}", h["x-litellm-model-id"]), h["x-litellm-model-id"]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", h["x-litellm-call-id"])
+    assert int(h["x-litellm-response-duration-ms"]) >= 0
+    assert resp.parse().choices[0].message.content.startswith("mock reply to:")

@@ -49,6 +49,9 @@ impl std::error::Error for ConfigError {}
 /// One upstream a model group can send to: a `model_list` entry, resolved.
 #[derive(Debug, Clone)]
 pub struct Deployment {
+    /// Stable across instances: `model_info.id`, else a hash of name, model and api_base
+    /// (`x-litellm-model-id`, and the key of its routing state).
+    pub id: String,
     /// The `model_name` clients ask for.
     pub model_name: String,
     pub provider: ProviderId,
@@ -169,7 +172,8 @@ impl Config {
                 .entry(entry.model_name.clone())
                 .or_default()
                 .push(deployments.len());
-            deployments.push(Arc::new(Deployment {
+            let mut deployment = Deployment {
+                id: String::new(),
                 model_name: entry.model_name.clone(),
                 provider,
                 upstream_model: upstream_model.to_string(),
@@ -178,7 +182,9 @@ impl Config {
                 model_info: entry.model_info.clone(),
                 request_defaults,
                 timeout_ms: (timeout * 1000.0) as u64,
-            }));
+            };
+            deployment.id = crate::router::state::deployment_id(&deployment);
+            deployments.push(Arc::new(deployment));
         }
         let (aliases, hidden_aliases) = parse_aliases(&raw.router_settings.model_group_alias)?;
         // LiteLLM reads LITELLM_MASTER_KEY when the file sets none.

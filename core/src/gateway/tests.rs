@@ -486,3 +486,35 @@ fn readiness_reports_the_store() {
         assert_eq!(live.status(), 200);
     });
 }
+
+#[test]
+fn answers_carry_litellm_correlation_headers() {
+    run(async {
+        let (gw, _) = gateway(vec![Ok((200, vec![], vec![Ok(OPENAI_OK)]))]);
+        let resp = gw
+            .handle(post("/v1/chat/completions", hello("gpt-4o")))
+            .await;
+        let h = resp.headers();
+        assert_eq!(h["x-litellm-model-group"], "gpt-4o");
+        assert_eq!(h["x-litellm-model-api-base"], "http://up.test/v1");
+        assert_eq!(h["x-litellm-model-id"].len(), 32, "hash-derived id");
+        let call_id = h["x-litellm-call-id"].to_str().unwrap();
+        assert_eq!(call_id.len(), 36);
+        assert_eq!(call_id.matches('-').count(), 4);
+        assert!(h["x-litellm-response-duration-ms"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok());
+        // Errors carry the call id too, but name no deployment.
+        let resp = gw.handle(post("/v1/chat/completions", hello("nope"))).await;
+        assert!(resp.headers().contains_key("x-litellm-call-id"));
+        assert!(!resp.headers().contains_key("x-litellm-model-id"));
+        // The default base is reported when api_base is not set; a mock has none.
+        let resp = gw
+            .handle(post("/v1/chat/completions", hello("canned")))
+            .await;
+        assert!(!resp.headers().contains_key("x-litellm-model-api-base"));
+        assert_eq!(resp.headers()["x-litellm-model-group"], "canned");
+    });
+}

@@ -27,7 +27,7 @@ use crate::openai::{
 };
 use crate::sse::{SseDecoder, SseEvent};
 
-const DEFAULT_BASE: &str = "https://api.anthropic.com";
+pub const DEFAULT_BASE: &str = "https://api.anthropic.com";
 const MESSAGES_PATH: &str = "/v1/messages";
 const DEFAULT_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; LiteLLM's default when the client sets none.

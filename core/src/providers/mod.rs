@@ -101,6 +101,16 @@ impl ProviderId {
         }
     }
 
+    /// Where requests go when `api_base` is not set (`None` for in-process providers).
+    pub fn default_base(&self) -> Option<&'static str> {
+        match self {
+            ProviderId::OpenAiCompatible(c) => Some(c.default_base),
+            ProviderId::TextCompletionOpenAi => Some(openai_compatible::COMPATIBLE[0].default_base),
+            ProviderId::Anthropic => Some(anthropic::DEFAULT_BASE),
+            ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
+        }
+    }
+
     /// The variable LiteLLM reads the key from when `api_key` is not set.
     pub fn api_key_env(&self) -> Option<&'static str> {
         match self {

@@ -54,6 +54,8 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
     instance_seed: u64,
+    /// When this instance started, for `/health`'s uptime.
+    started_ms: u64,
 }
 
 impl Gateway {
@@ -64,7 +66,8 @@ impl Gateway {
         store: Arc<dyn Store>,
     ) -> Self {
         let master_key = config.master_key.as_deref().map(MasterKey::new);
-        let instance_seed = clock.now_ms().rotate_left(32) ^ (config.deployments.len() as u64);
+        let started_ms = clock.now_ms();
+        let instance_seed = started_ms.rotate_left(32) ^ (config.deployments.len() as u64);
         Gateway {
             config,
             master_key,
@@ -72,6 +75,7 @@ impl Gateway {
             clock,
             store,
             instance_seed,
+            started_ms,
         }
     }
 
@@ -112,6 +116,7 @@ impl Gateway {
         }
         authorize(self.master_key.as_ref(), req.headers())?;
         match (method, path) {
+            (Method::GET, "/health") => Ok(self.health().await),
             (Method::GET, "/models") => Ok(self.models()),
             (Method::GET, p) if p.starts_with("/models/") => self.model(&p["/models/".len()..]),
             (Method::POST, "/chat/completions") => self.chat(req.into_body()).await,
@@ -317,9 +322,19 @@ impl Gateway {
         request: http::Request<Bytes>,
         d: &Deployment,
     ) -> Result<BodyStream, GatewayError> {
+        self.call_within(api, request, d.timeout_ms).await
+    }
+
+    /// [`Gateway::call`] with its own bound on the wait for response headers.
+    async fn call_within(
+        &self,
+        api: &dyn ProviderApi,
+        request: http::Request<Bytes>,
+        timeout_ms: u64,
+    ) -> Result<BodyStream, GatewayError> {
         let response = match api.answer_locally(&request) {
             Some(r) => r,
-            None => self.http.send(request, d.timeout_ms).await?,
+            None => self.http.send(request, timeout_ms).await?,
         };
         let status = response.status();
         if status.is_success() {
@@ -448,5 +463,6 @@ pub fn error_response(e: &GatewayError) -> GatewayResponse {
     resp
 }
 
+mod health;
 #[cfg(test)]
 mod tests;

@@ -674,3 +674,21 @@ def test_litellm_correlation_headers(client):
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", h["x-litellm-call-id"])
     assert int(h["x-litellm-response-duration-ms"]) >= 0
     assert resp.parse().choices[0].message.content.startswith("mock reply to:")
+
+
+def test_health_probes_every_deployment(raw):
+    """GET /health probes each deployment: working ones healthy, failing ones not, no keys shown."""
+    assert raw.get("/health", auth=False).status_code == 401
+    r = raw.get("/health")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    healthy = {e["model"] for e in body["healthy_endpoints"]}
+    unhealthy = {e["model"] for e in body["unhealthy_endpoints"]}
+    assert {"gpt-4o", "claude", "mock-local", "gpt-3.5-turbo-instruct"} <= healthy, body
+    assert {"gpt-broken-429", "gpt-broken-500", "claude-broken-429"} <= unhealthy, body
+    assert body["healthy_count"] == len(body["healthy_endpoints"])
+    assert body["unhealthy_count"] == len(body["unhealthy_endpoints"])
+    assert body["status"] == "unhealthy"
+    assert all(isinstance(e["latency_ms"], int) for e in body["healthy_endpoints"])
+    assert os.environ.get("MOCK_API_KEY", "sk-mock") not in r.text
+    assert re.fullmatch(r"\d+h \d+m \d+s", body["uptime"])

@@ -518,3 +518,53 @@ fn answers_carry_litellm_correlation_headers() {
         assert_eq!(resp.headers()["x-litellm-model-group"], "canned");
     });
 }
+
+#[test]
+fn health_probes_every_deployment() {
+    run(async {
+        let err = r#"{"error":{"message":"upstream broke","type":"server_error","param":null,"code":null}}"#;
+        let (gw, client) = gateway(vec![
+            Ok((200, vec![], vec![Ok(OPENAI_OK)])),
+            Ok((500, vec![], vec![Ok(err)])),
+            Ok((200, vec![], vec![Ok("{}")])),
+        ]);
+        let anon = http::Request::get("/health").body(Bytes::new()).unwrap();
+        assert_eq!(
+            gw.handle(anon).await.status(),
+            401,
+            "/health needs the master key"
+        );
+        let req = http::Request::get("/health")
+            .header("authorization", "Bearer sk-master")
+            .body(Bytes::new())
+            .unwrap();
+        let (status, text) = body_of(gw.handle(req).await).await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let names = |k: &str| -> Vec<String> {
+            v[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["model"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names("healthy_endpoints"), ["gpt-4o", "claude", "canned"]);
+        assert_eq!(names("unhealthy_endpoints"), ["defaulted", "later"]);
+        assert_eq!(v["healthy_count"], 3);
+        assert_eq!(v["unhealthy_count"], 2);
+        assert_eq!(v["status"], "unhealthy");
+        assert!(v["uptime"].as_str().unwrap().ends_with('s'));
+        assert!(v["healthy_endpoints"][0]["latency_ms"].is_u64());
+        assert_eq!(
+            v["unhealthy_endpoints"][0]["error"], "upstream broke",
+            "the provider's message"
+        );
+        assert!(
+            !text.contains("sk-up") && !text.contains("sk-ant"),
+            "no keys in the report: {text}"
+        );
+        // The probe is minimal: one token.
+        let sent: Value = serde_json::from_slice(client.seen.lock().unwrap()[0].body()).unwrap();
+        assert_eq!(sent["max_tokens"], 1);
+    });
+}

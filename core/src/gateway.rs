@@ -19,6 +19,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
 use crate::ports::{BodyStream, Clock, HttpClient};
 use crate::providers::{mock::Mock, ProviderApi};
+use crate::rng::Rng;
 use crate::store::Store;
 use crate::stream::{ResponseStream, SseOutput, StreamIdentity};
 use crate::validate;
@@ -203,7 +204,7 @@ impl Gateway {
             req.extra.insert("mock_response".into(), v);
         }
 
-        let upstream = self.call(api, api.chat_request(&req, &d)?, &d).await?;
+        let (upstream, retries) = self.call(api, api.chat_request(&req, &d)?, &d).await?;
         if req.is_stream() {
             let identity = self.stream_identity("chatcmpl-", &requested_model, req.include_usage());
             let out = SseOutput::new(upstream, api.chat_stream(&req, &d), identity);
@@ -211,6 +212,7 @@ impl Gateway {
                 sse_response(out.boxed()),
                 &d,
                 &requested_model,
+                retries,
             ));
         }
         let mut completion = api.chat_response(&read_all(upstream, usize::MAX).await?, &req, &d)?;
@@ -226,6 +228,7 @@ impl Gateway {
             json_response(StatusCode::OK, &completion),
             &d,
             &requested_model,
+            retries,
         ))
     }
 
@@ -235,7 +238,7 @@ impl Gateway {
         validate::completion_prompt(&value)?;
         let d = self.pick(&requested_model)?;
         let (api, stream, include_usage) = self.prepare_passthrough(&mut value, &d)?;
-        let upstream = self
+        let (upstream, retries) = self
             .call(api, api.completion_request(&value, &d)?, &d)
             .await?;
         if stream {
@@ -245,6 +248,7 @@ impl Gateway {
                 sse_response(out.boxed()),
                 &d,
                 &requested_model,
+                retries,
             ));
         }
         let mut answer = api.completion_response(&read_all(upstream, usize::MAX).await?, &d)?;
@@ -253,6 +257,7 @@ impl Gateway {
             json_response(StatusCode::OK, &answer),
             &d,
             &requested_model,
+            retries,
         ))
     }
 
@@ -262,7 +267,7 @@ impl Gateway {
         validate::embeddings_input(&value)?;
         let d = self.pick(&requested_model)?;
         let (api, _, _) = self.prepare_passthrough(&mut value, &d)?;
-        let upstream = self
+        let (upstream, retries) = self
             .call(api, api.embeddings_request(&value, &d)?, &d)
             .await?;
         let mut answer = api.embeddings_response(&read_all(upstream, usize::MAX).await?, &d)?;
@@ -271,6 +276,7 @@ impl Gateway {
             json_response(StatusCode::OK, &answer),
             &d,
             &requested_model,
+            retries,
         ))
     }
 
@@ -316,13 +322,33 @@ impl Gateway {
 
     /// Sends the translated request (or lets an in-process provider answer it) and turns a
     /// non-2xx answer into the provider's error, with its status kept.
+    ///
+    /// Transient failures (429, 5xx, timeouts; `retry_policy` decides per class) are retried on
+    /// the same deployment after a backoff, until the response headers arrive: a stream is
+    /// never retried once it has started. Returns the body and how many retries it took.
     async fn call(
         &self,
         api: &dyn ProviderApi,
         request: http::Request<Bytes>,
         d: &Deployment,
-    ) -> Result<BodyStream, GatewayError> {
-        self.call_within(api, request, d.timeout_ms).await
+    ) -> Result<(BodyStream, u32), GatewayError> {
+        let retry = &self.config.retry;
+        let mut rng = Rng::seeded(self.clock.now_ms() ^ self.instance_seed);
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .call_within(api, copy_request(&request), d.timeout_ms)
+                .await
+            {
+                Ok(body) => return Ok((body, attempt)),
+                Err(e) if attempt < retry.retries_for(&e) => {
+                    let wait = retry.backoff_ms(attempt, e.retry_after.as_deref(), &mut rng);
+                    self.clock.sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// [`Gateway::call`] with its own bound on the wait for response headers.
@@ -354,14 +380,30 @@ impl Gateway {
     }
 }
 
-/// `x-litellm-model-id`, `-model-group` and `-model-api-base`: which deployment answered.
+/// `http::Request` is not `Clone`; the body is shared, not copied.
+fn copy_request(req: &http::Request<Bytes>) -> http::Request<Bytes> {
+    let mut copy = http::Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// `x-litellm-model-id`, `-model-group`, `-model-api-base` and `-attempted-retries`: which
+/// deployment answered, after how many retries.
 /// The api base is the configured or default URL, never a key.
 fn with_deployment_headers(
     mut resp: GatewayResponse,
     d: &Deployment,
     group: &str,
+    retries: u32,
 ) -> GatewayResponse {
     set_header(&mut resp, "x-litellm-model-id", &d.id);
+    set_header(
+        &mut resp,
+        "x-litellm-attempted-retries",
+        &retries.to_string(),
+    );
     set_header(&mut resp, "x-litellm-model-group", group);
     if let Some(base) = d.params.api_base.as_deref().or(d.provider.default_base()) {
         set_header(&mut resp, "x-litellm-model-api-base", base);

@@ -673,6 +673,7 @@ def test_litellm_correlation_headers(client):
     assert re.fullmatch(r"[0-9a-f]{32}", h["x-litellm-model-id"]), h["x-litellm-model-id"]
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", h["x-litellm-call-id"])
     assert int(h["x-litellm-response-duration-ms"]) >= 0
+    assert h["x-litellm-attempted-retries"] == "0"
     assert resp.parse().choices[0].message.content.startswith("mock reply to:")
 
 

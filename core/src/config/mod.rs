@@ -81,6 +81,8 @@ pub struct Config {
     pub routing_strategy: crate::router::RoutingStrategy,
     /// `router_settings.allowed_fails` / `cooldown_time`, checked at load.
     pub cooldown: crate::router::CooldownSettings,
+    /// `num_retries` and `retry_policy`, checked at load.
+    pub retry: crate::router::retry::RetryPolicy,
     pub raw: raw::RawConfig,
 }
 
@@ -196,9 +198,14 @@ impl Config {
             .filter(|k| !k.is_empty());
         let routing_strategy = crate::router::RoutingStrategy::from_settings(&raw.router_settings)?;
         let cooldown = crate::router::CooldownSettings::from_settings(&raw.router_settings)?;
+        let retry = crate::router::retry::RetryPolicy::from_settings(
+            &raw.router_settings,
+            &raw.litellm_settings.extra,
+        )?;
         Ok(Config {
             routing_strategy,
             cooldown,
+            retry,
             deployments,
             groups,
             aliases,

@@ -568,3 +568,105 @@ fn health_probes_every_deployment() {
         assert_eq!(sent["max_tokens"], 1);
     });
 }
+
+/// A clock that records every sleep instead of waiting.
+#[derive(Default)]
+struct SleepLog(Mutex<Vec<u64>>);
+
+#[async_trait::async_trait]
+impl Clock for SleepLog {
+    fn now_ms(&self) -> u64 {
+        1_700_000_000_000
+    }
+    async fn sleep(&self, ms: u64) {
+        self.0.lock().unwrap().push(ms);
+    }
+}
+
+fn retrying_gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>, Arc<SleepLog>) {
+    let yaml = format!("{CONFIG}router_settings:\n  num_retries: 2\n");
+    let client = Arc::new(ScriptedClient {
+        answers: Mutex::new(answers.into()),
+        ..Default::default()
+    });
+    let clock = Arc::new(SleepLog::default());
+    let store = Arc::new(crate::store::memory::MemoryStore::new(clock.clone()));
+    let gw = Gateway::new(
+        Config::from_yaml(&yaml, &|_| None).unwrap(),
+        client.clone(),
+        clock.clone(),
+        store,
+    );
+    (gw, client, clock)
+}
+
+const OVERLOADED: &str =
+    r#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#;
+
+#[test]
+fn transient_failures_are_retried_until_success() {
+    run(async {
+        let (gw, client, sleeps) = retrying_gateway(vec![
+            Ok((503, vec![], vec![Ok(OVERLOADED)])),
+            Ok((429, vec![("retry-after", "2")], vec![Ok(OVERLOADED)])),
+            Ok((200, vec![], vec![Ok(OPENAI_OK)])),
+        ]);
+        let resp = gw
+            .handle(post("/v1/chat/completions", hello("gpt-4o")))
+            .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-litellm-attempted-retries"], "2");
+        assert_eq!(
+            client.seen.lock().unwrap().len(),
+            3,
+            "one call and two retries"
+        );
+        let waits = sleeps.0.lock().unwrap().clone();
+        assert_eq!(waits.len(), 2);
+        assert!(
+            (250..=500).contains(&waits[0]),
+            "first backoff with jitter: {}",
+            waits[0]
+        );
+        assert_eq!(waits[1], 2_000, "retry-after honoured");
+    });
+}
+
+#[test]
+fn retries_run_out_and_final_errors_are_not_retried() {
+    run(async {
+        let (gw, client, _) = retrying_gateway(vec![
+            Ok((503, vec![], vec![Ok(OVERLOADED)])),
+            Ok((503, vec![], vec![Ok(OVERLOADED)])),
+            Ok((503, vec![], vec![Ok(OVERLOADED)])),
+        ]);
+        let resp = gw
+            .handle(post("/v1/chat/completions", hello("gpt-4o")))
+            .await;
+        assert_eq!(resp.status(), 503, "the last error, with its status");
+        assert_eq!(client.seen.lock().unwrap().len(), 3);
+        let key_error = r#"{"error":{"message":"bad key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+        let (gw, client, _) = retrying_gateway(vec![Ok((401, vec![], vec![Ok(key_error)]))]);
+        assert_eq!(
+            gw.handle(post("/v1/chat/completions", hello("gpt-4o")))
+                .await
+                .status(),
+            401
+        );
+        assert_eq!(client.seen.lock().unwrap().len(), 1, "a 401 is not retried");
+    });
+}
+
+#[test]
+fn no_retries_by_default() {
+    run(async {
+        let (gw, client) = gateway(vec![Ok((503, vec![], vec![Ok(OVERLOADED)]))]);
+        assert_eq!(
+            gw.handle(post("/v1/chat/completions", hello("gpt-4o")))
+                .await
+                .status(),
+            503
+        );
+        assert_eq!(client.seen.lock().unwrap().len(), 1);
+    });
+}

@@ -17,6 +17,7 @@ use crate::auth::{authorize, MasterKey};
 use crate::config::{Config, Deployment};
 use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
+use crate::openai::ChatRequest;
 use crate::ports::{BodyStream, Clock, HttpClient};
 use crate::providers::{mock::Mock, ProviderApi};
 use crate::rng::Rng;
@@ -178,9 +179,54 @@ impl Gateway {
             .ok_or_else(|| unknown_model(model))
     }
 
+    /// A chat request, answered by its model group or, when that fails after its retries, by
+    /// the fallback groups in turn (each with its own retries).
     async fn chat(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
         let req = validate::chat_request(&body)?;
-        let requested_model = req.model.clone();
+        let requested = req.model.clone();
+        if self.config.fallbacks.is_empty() && !req.extra.contains_key("fallbacks") {
+            return self.chat_on_group(req, &requested).await; // no copy of the request needed
+        }
+        let first = match self.chat_on_group(req.clone(), &requested).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => e,
+        };
+        let groups =
+            self.config
+                .fallbacks
+                .for_failure(&requested, &first, req.extra.get("fallbacks"));
+        let mut last = first;
+        for (tried, group) in groups.iter().enumerate() {
+            match self.chat_on_group(req.clone(), group).await {
+                Ok(mut resp) => {
+                    set_header(
+                        &mut resp,
+                        "x-litellm-attempted-fallbacks",
+                        &(tried + 1).to_string(),
+                    );
+                    return Ok(resp);
+                }
+                Err(e) => last = e,
+            }
+        }
+        if !groups.is_empty() {
+            last.message = format!(
+                "{} (model groups tried: {requested}, {})",
+                last.message,
+                groups.join(", ")
+            );
+        }
+        Err(last)
+    }
+
+    /// One model group's attempt: pick a deployment, translate, call (with retries), answer.
+    async fn chat_on_group(
+        &self,
+        mut req: ChatRequest,
+        group: &str,
+    ) -> Result<GatewayResponse, GatewayError> {
+        group.clone_into(&mut req.model);
+        let requested_model = group.to_string();
         let d = self.pick(&requested_model)?;
         let mut req = validate::apply_defaults(req, &d.request_defaults)?;
         // A request's own mock_response is answered by the built-in mock, as in LiteLLM.

@@ -693,3 +693,16 @@ def test_health_probes_every_deployment(raw):
     assert all(isinstance(e["latency_ms"], int) for e in body["healthy_endpoints"])
     assert os.environ.get("MOCK_API_KEY", "sk-mock") not in r.text
     assert re.fullmatch(r"\d+h \d+m \d+s", body["uptime"])
+
+
+def test_failing_group_falls_back(client, raw):
+    """gpt-falls-back answers 503; router_settings.fallbacks sends the request on to gpt-4o."""
+    prompt = f"fall back {marker()}"
+    resp = client.chat.completions.with_raw_response.create(model="gpt-falls-back", messages=user(prompt))
+    assert resp.headers["x-litellm-attempted-fallbacks"] == "1"
+    assert resp.headers["x-litellm-model-group"] == "gpt-4o"
+    assert resp.parse().choices[0].message.content == f"mock reply to: {prompt}"
+    # A request's own fallbacks pointing nowhere useful: the last error comes back, naming the tries.
+    r = raw.post("/v1/chat/completions", json={"model": "gpt-broken-500", "messages": user("x"), "fallbacks": ["gpt-broken-429"]})
+    assert r.status_code == 429, r.text
+    assert "gpt-broken-500, gpt-broken-429" in r.json()["error"]["message"]

@@ -83,6 +83,8 @@ pub struct Config {
     pub cooldown: crate::router::CooldownSettings,
     /// `num_retries` and `retry_policy`, checked at load.
     pub retry: crate::router::retry::RetryPolicy,
+    /// `fallbacks`, `context_window_fallbacks`, ..., checked at load.
+    pub fallbacks: crate::router::fallback::Fallbacks,
     pub raw: raw::RawConfig,
 }
 
@@ -202,10 +204,15 @@ impl Config {
             &raw.router_settings,
             &raw.litellm_settings.extra,
         )?;
+        let fallbacks = crate::router::fallback::Fallbacks::from_settings(
+            &raw.router_settings,
+            &raw.litellm_settings.extra,
+        )?;
         Ok(Config {
             routing_strategy,
             cooldown,
             retry,
+            fallbacks,
             deployments,
             groups,
             aliases,

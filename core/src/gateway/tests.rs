@@ -670,3 +670,45 @@ fn no_retries_by_default() {
         assert_eq!(client.seen.lock().unwrap().len(), 1);
     });
 }
+
+#[test]
+fn context_window_errors_use_their_own_fallbacks() {
+    run(async {
+        let yaml = format!(
+            "{CONFIG}router_settings:\n  context_window_fallbacks:\n    - gpt-4o: [canned]\n"
+        );
+        let client = Arc::new(ScriptedClient {
+            answers: Mutex::new(
+                vec![Ok((
+                    400,
+                    vec![],
+                    vec![Ok(r#"{"error":{"message":"too long","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#)],
+                ))]
+                .into(),
+            ),
+            ..Default::default()
+        });
+        let store = Arc::new(crate::store::memory::MemoryStore::new(Arc::new(FixedClock)));
+        let gw = Gateway::new(
+            Config::from_yaml(&yaml, &|_| None).unwrap(),
+            client,
+            Arc::new(FixedClock),
+            store,
+        );
+        let resp = gw
+            .handle(post("/v1/chat/completions", hello("gpt-4o")))
+            .await;
+        assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
+        let (status, text) = body_of(resp).await;
+        assert_eq!(status, 200);
+        assert!(text.contains("canned answer"), "{text}");
+        // A plain bad request is not sent elsewhere.
+        let (gw, _) = gateway(vec![Ok((400, vec![], vec![Ok(OVERLOADED)]))]);
+        assert_eq!(
+            gw.handle(post("/v1/chat/completions", hello("gpt-4o")))
+                .await
+                .status(),
+            400
+        );
+    });
+}

@@ -10,6 +10,7 @@
 //! [`state::request_started`] … [`state::request_finished`] (and
 //! [`state::record_failure`] when the upstream failed).
 
+pub mod fallback;
 pub mod retry;
 pub mod select;
 pub mod state;

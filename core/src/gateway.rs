@@ -184,20 +184,38 @@ impl Gateway {
     async fn chat(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
         let req = validate::chat_request(&body)?;
         let requested = req.model.clone();
-        if self.config.fallbacks.is_empty() && !req.extra.contains_key("fallbacks") {
+        let from_request = req.extra.get("fallbacks").cloned();
+        if self.config.fallbacks.is_empty() && from_request.is_none() {
             return self.chat_on_group(req, &requested).await; // no copy of the request needed
         }
-        let first = match self.chat_on_group(req.clone(), &requested).await {
+        self.with_fallbacks(
+            &requested,
+            from_request.as_ref(),
+            &Work::Chat(Box::new(req)),
+        )
+        .await
+    }
+
+    /// Runs `attempt` for the requested group and, when it fails after its retries, for each
+    /// fallback group in turn (each gets its own retries). When all fail, the last error keeps
+    /// its status and its message names the groups tried.
+    async fn with_fallbacks(
+        &self,
+        requested: &str,
+        from_request: Option<&Value>,
+        work: &Work,
+    ) -> Result<GatewayResponse, GatewayError> {
+        let first = match self.on_group(work, requested).await {
             Ok(resp) => return Ok(resp),
             Err(e) => e,
         };
-        let groups =
-            self.config
-                .fallbacks
-                .for_failure(&requested, &first, req.extra.get("fallbacks"));
+        let groups = self
+            .config
+            .fallbacks
+            .for_failure(requested, &first, from_request);
         let mut last = first;
         for (tried, group) in groups.iter().enumerate() {
-            match self.chat_on_group(req.clone(), group).await {
+            match self.on_group(work, group).await {
                 Ok(mut resp) => {
                     set_header(
                         &mut resp,
@@ -217,6 +235,15 @@ impl Gateway {
             );
         }
         Err(last)
+    }
+
+    /// One model group's attempt at `work`.
+    async fn on_group(&self, work: &Work, group: &str) -> Result<GatewayResponse, GatewayError> {
+        match work {
+            Work::Chat(req) => self.chat_on_group((**req).clone(), group).await,
+            Work::Completion(value) => self.completion_on_group(value.clone(), group).await,
+            Work::Embeddings(value) => self.embeddings_on_group(value.clone(), group).await,
+        }
     }
 
     /// One model group's attempt: pick a deployment, translate, call (with retries), answer.
@@ -279,9 +306,20 @@ impl Gateway {
     }
 
     async fn completions(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
-        let mut value = validate::json_object(&body)?;
-        let requested_model = validate::model_name(&value)?;
+        let value = validate::json_object(&body)?;
+        let requested = validate::model_name(&value)?;
         validate::completion_prompt(&value)?;
+        let from_request = value.get("fallbacks").cloned();
+        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Completion(value))
+            .await
+    }
+
+    async fn completion_on_group(
+        &self,
+        mut value: Value,
+        group: &str,
+    ) -> Result<GatewayResponse, GatewayError> {
+        let requested_model = group.to_string();
         let d = self.pick(&requested_model)?;
         let (api, stream, include_usage) = self.prepare_passthrough(&mut value, &d)?;
         let (upstream, retries) = self
@@ -308,9 +346,20 @@ impl Gateway {
     }
 
     async fn embeddings(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
-        let mut value = validate::json_object(&body)?;
-        let requested_model = validate::model_name(&value)?;
+        let value = validate::json_object(&body)?;
+        let requested = validate::model_name(&value)?;
         validate::embeddings_input(&value)?;
+        let from_request = value.get("fallbacks").cloned();
+        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Embeddings(value))
+            .await
+    }
+
+    async fn embeddings_on_group(
+        &self,
+        mut value: Value,
+        group: &str,
+    ) -> Result<GatewayResponse, GatewayError> {
+        let requested_model = group.to_string();
         let d = self.pick(&requested_model)?;
         let (api, _, _) = self.prepare_passthrough(&mut value, &d)?;
         let (upstream, retries) = self
@@ -476,6 +525,13 @@ fn call_id(now_ms: u64, instance_seed: u64) -> String {
         &hex[16..20],
         &hex[20..32]
     )
+}
+
+/// A validated request that can be tried on one model group after another.
+enum Work {
+    Chat(Box<ChatRequest>),
+    Completion(Value),
+    Embeddings(Value),
 }
 
 fn unknown_model(name: &str) -> GatewayError {

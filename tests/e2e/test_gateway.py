@@ -706,3 +706,14 @@ def test_failing_group_falls_back(client, raw):
     r = raw.post("/v1/chat/completions", json={"model": "gpt-broken-500", "messages": user("x"), "fallbacks": ["gpt-broken-429"]})
     assert r.status_code == 429, r.text
     assert "gpt-broken-500, gpt-broken-429" in r.json()["error"]["message"]
+
+
+def test_embeddings_and_completions_fall_back_too(raw):
+    """The request's own fallbacks apply on every model endpoint."""
+    r = raw.post("/v1/embeddings", json={"model": "gpt-broken-500", "input": "hi", "fallbacks": ["text-embedding-3-small"]})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-litellm-attempted-fallbacks"] == "1"
+    assert len(r.json()["data"][0]["embedding"]) == 8
+    r = raw.post("/v1/completions", json={"model": "gpt-broken-500", "prompt": "hi", "fallbacks": ["gpt-3.5-turbo-instruct"]})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-litellm-model-group"] == "gpt-3.5-turbo-instruct"

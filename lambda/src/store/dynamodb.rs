@@ -272,20 +272,28 @@ impl DynamoStore {
 
     // ----- records -----
 
-    async fn get_record(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The item at `key` (strongly consistent), unless absent or expired.
+    async fn get_live(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(record_key(key)))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
         match output.item {
-            Some(item) if is_live(&item, self.clock.now_ms())? => binary(&item, VALUE).map(Some),
+            Some(item) if is_live(&item, self.clock.now_ms())? => Ok(Some(item)),
             _ => Ok(None),
         }
+    }
+
+    async fn get_record(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_live(record_key(key))
+            .await?
+            .map(|item| binary(&item, VALUE))
+            .transpose()
     }
 
     fn record_item(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Item {
@@ -516,19 +524,9 @@ impl DynamoStore {
     }
 
     async fn get_counter(&self, key: &str) -> Result<i64, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(counter_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        match output.item {
-            Some(item) if is_live(&item, self.clock.now_ms())? => integer(&item, VALUE),
-            _ => Ok(0),
-        }
+        self.get_live(counter_key(key))
+            .await?
+            .map_or(Ok(0), |item| integer(&item, VALUE))
     }
 
     // ----- logs -----

@@ -770,19 +770,23 @@ fn binary(item: &Item, name: &str) -> Result<Vec<u8>, StoreError> {
 }
 
 fn integer(item: &Item, name: &str) -> Result<i64, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::N(n)) => n
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("{name} is not an i64"))),
-        _ => Err(StoreError::Corrupt(format!("{name} is not a number"))),
-    }
+    parsed_number(item, name, "an i64")
 }
 
 fn unsigned(item: &Item, name: &str) -> Result<u64, StoreError> {
+    parsed_number(item, name, "a u64")
+}
+
+/// A number attribute parsed as `T`; `what` names `T` in the error.
+fn parsed_number<T: std::str::FromStr>(
+    item: &Item,
+    name: &str,
+    what: &str,
+) -> Result<T, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(n)) => n
             .parse()
-            .map_err(|_| StoreError::Corrupt(format!("{name} is not a u64"))),
+            .map_err(|_| StoreError::Corrupt(format!("{name} is not {what}"))),
         _ => Err(StoreError::Corrupt(format!("{name} is not a number"))),
     }
 }

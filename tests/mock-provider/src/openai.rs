@@ -802,10 +802,20 @@ pub fn chat(v: &Value, model: &str, sc: &Scenario) -> Resp {
 /// Prompt texts of a legacy completion: a string, strings, or token arrays
 /// (rendered as their JSON text).
 fn prompt_texts(p: Option<&Value>) -> Vec<String> {
-    match p {
+    let texts = input_texts(p);
+    if texts.is_empty() {
+        vec![String::new()]
+    } else {
+        texts
+    }
+}
+
+/// Texts of an `input`/`prompt` field: a string, strings, or one token array (rendered as its
+/// JSON text); empty when absent.
+fn input_texts(v: Option<&Value>) -> Vec<String> {
+    match v {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) if a.is_empty() => vec![String::new()],
-        Some(Value::Array(a)) if a.iter().all(Value::is_number) => {
+        Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_number) => {
             vec![Value::Array(a.clone()).to_string()]
         }
         Some(Value::Array(a)) => a
@@ -816,7 +826,7 @@ fn prompt_texts(p: Option<&Value>) -> Vec<String> {
                     .unwrap_or_else(|| x.to_string())
             })
             .collect(),
-        _ => vec![String::new()],
+        _ => Vec::new(),
     }
 }
 
@@ -896,21 +906,7 @@ pub fn completions(v: &Value, model: &str, sc: &Scenario) -> Resp {
 }
 
 pub fn embeddings(v: &Value, model: &str) -> Resp {
-    let inputs: Vec<String> = match v.get("input") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) if a.iter().all(Value::is_number) => {
-            vec![Value::Array(a.clone()).to_string()]
-        }
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| x.to_string())
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let inputs = input_texts(v.get("input"));
     let base64 = v.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let data = arr(inputs.iter().enumerate().map(|(i, text)| {
         let e = embedding(text);

@@ -19,7 +19,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
 use crate::openai::ChatRequest;
 use crate::ports::{BodyStream, Clock, HttpClient};
-use crate::providers::{mock::Mock, ProviderApi};
+use crate::providers::{mock::Mock, ProviderApi, SendContext};
 use crate::rng::Rng;
 use crate::store::Store;
 use crate::stream::{ResponseStream, SseOutput, StreamIdentity};
@@ -432,7 +432,7 @@ impl Gateway {
         let mut attempt = 0u32;
         loop {
             match self
-                .call_within(api, copy_request(&request), d.timeout_ms)
+                .call_within(api, copy_request(&request), d, d.timeout_ms)
                 .await
             {
                 Ok(body) => return Ok((body, attempt)),
@@ -451,11 +451,19 @@ impl Gateway {
         &self,
         api: &dyn ProviderApi,
         request: http::Request<Bytes>,
+        d: &Deployment,
         timeout_ms: u64,
     ) -> Result<BodyStream, GatewayError> {
         let response = match api.answer_locally(&request) {
             Some(r) => r,
-            None => self.http.send(request, timeout_ms).await?,
+            None => {
+                let ctx = SendContext {
+                    clock: self.clock.as_ref(),
+                    http: self.http.as_ref(),
+                };
+                let request = api.authorize(request, d, &ctx).await?;
+                self.http.send(request, timeout_ms).await?
+            }
         };
         let status = response.status();
         if status.is_success() {

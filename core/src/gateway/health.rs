@@ -97,7 +97,7 @@ impl Gateway {
             }
         };
         let timeout = d.timeout_ms.min(PROBE_TIMEOUT_MS);
-        let body = self.call_within(api, request, timeout).await?;
+        let body = self.call_within(api, request, d, timeout).await?;
         read_all(body, 64 * 1024).await.map(|_| ())
     }
 }

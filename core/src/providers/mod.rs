@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{ChatChunk, ChatCompletion, ChatRequest, Usage};
-use crate::ports::{BodyStream, MaybeSend};
+use crate::ports::{BodyStream, Clock, HttpClient, MaybeSend};
 use openai_compatible::CompatibleProvider;
 
 /// Which API a deployment speaks, from the `provider/` prefix of `litellm_params.model`.
@@ -185,9 +185,18 @@ pub trait StreamChunk: serde::Serialize + MaybeSend + Unpin {
 pub type ChatStream = Box<dyn StreamTranslator<Chunk = ChatChunk>>;
 pub type TextStream = Box<dyn StreamTranslator<Chunk = text_completion::TextChunk>>;
 
+/// What a provider may use to finish a request just before it is sent: the time (request
+/// signatures such as SigV4 are dated) and the HTTP client (OAuth token exchanges).
+pub struct SendContext<'a> {
+    pub clock: &'a dyn Clock,
+    pub http: &'a dyn HttpClient,
+}
+
 /// One provider API. Building the chat request is required; reading responses, streams and
 /// errors defaults to OpenAI's wire format; embeddings and legacy completions are optional and
 /// refused with a clear 400 by default.
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 pub trait ProviderApi: Sync {
     /// The OpenAI chat parameters this API can express; `None` means it takes them all.
     /// Others are refused with a 400 naming them, or dropped when `drop_params` is on.
@@ -250,6 +259,19 @@ pub trait ProviderApi: Sync {
 
     fn completion_stream(&self, _d: &Deployment) -> TextStream {
         Box::new(text_completion::TextStreamPassthrough::default())
+    }
+
+    /// Adds credentials that depend on the moment of sending: a signature over the final
+    /// request (Bedrock's SigV4) or a short-lived token fetched and cached by the provider
+    /// (Vertex AI). Called before every attempt, retries included, so a signature is never
+    /// stale. The default sends the request as built.
+    async fn authorize(
+        &self,
+        request: http::Request<Bytes>,
+        _d: &Deployment,
+        _ctx: &SendContext<'_>,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        Ok(request)
     }
 
     /// Providers that answer in-process (the built-in mock) return their response here and no

@@ -18,11 +18,12 @@ use crate::config::{Config, Deployment};
 use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
 use crate::openai::ChatRequest;
-use crate::ports::{BodyStream, Clock, HttpClient};
+use crate::ports::{BodyStream, Clock, HttpClient, Spawner};
 use crate::providers::{mock::Mock, ProviderApi, SendContext};
 use crate::rng::Rng;
+use crate::router::session::{unknown_model, RouteSession};
 use crate::store::Store;
-use crate::stream::{ResponseStream, SseOutput, StreamIdentity};
+use crate::stream::{ResponseStream, StreamIdentity};
 use crate::validate;
 
 /// The version reported by health endpoints.
@@ -55,6 +56,8 @@ pub struct Gateway {
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
+    /// Finishes a stream's bookkeeping when its client leaves early.
+    spawner: Arc<dyn Spawner>,
     instance_seed: u64,
     /// When this instance started, for `/health`'s uptime.
     started_ms: u64,
@@ -66,6 +69,7 @@ impl Gateway {
         http: Arc<dyn HttpClient>,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
+        spawner: Arc<dyn Spawner>,
     ) -> Self {
         let master_key = config.master_key.as_deref().map(MasterKey::new);
         let started_ms = clock.now_ms();
@@ -76,6 +80,7 @@ impl Gateway {
             http,
             clock,
             store,
+            spawner,
             instance_seed,
             started_ms,
         }
@@ -101,6 +106,13 @@ impl Gateway {
             &mut resp,
             "x-litellm-response-duration-ms",
             &elapsed.to_string(),
+        );
+        // Time not spent waiting on providers (or backing off from them): Tollgate's own.
+        let upstream = resp.extensions().get::<UpstreamTime>().map_or(0, |t| t.0);
+        set_header(
+            &mut resp,
+            "x-litellm-overhead-duration-ms",
+            &elapsed.saturating_sub(upstream).to_string(),
         );
         resp
     }
@@ -169,25 +181,12 @@ impl Gateway {
         Ok(json_response(StatusCode::OK, &model_object(name)))
     }
 
-    /// The deployment that serves `model`. Routing strategies arrive with the router; until then
-    /// the first deployment of the group serves.
-    fn pick(&self, model: &str) -> Result<Arc<Deployment>, GatewayError> {
-        self.config
-            .deployments_for(model)
-            .first()
-            .map(|d| Arc::clone(d))
-            .ok_or_else(|| unknown_model(model))
-    }
-
     /// A chat request, answered by its model group or, when that fails after its retries, by
     /// the fallback groups in turn (each with its own retries).
     async fn chat(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
         let req = validate::chat_request(&body)?;
         let requested = req.model.clone();
         let from_request = req.extra.get("fallbacks").cloned();
-        if self.config.fallbacks.is_empty() && from_request.is_none() {
-            return self.chat_on_group(req, &requested).await; // no copy of the request needed
-        }
         self.with_fallbacks(
             &requested,
             from_request.as_ref(),
@@ -196,7 +195,25 @@ impl Gateway {
         .await
     }
 
-    /// Runs `attempt` for the requested group and, when it fails after its retries, for each
+    async fn completions(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+        let value = validate::json_object(&body)?;
+        let requested = validate::model_name(&value)?;
+        validate::completion_prompt(&value)?;
+        let from_request = value.get("fallbacks").cloned();
+        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Completion(value))
+            .await
+    }
+
+    async fn embeddings(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+        let value = validate::json_object(&body)?;
+        let requested = validate::model_name(&value)?;
+        validate::embeddings_input(&value)?;
+        let from_request = value.get("fallbacks").cloned();
+        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Embeddings(value))
+            .await
+    }
+
+    /// Runs `work` on the requested group and, when it fails after its retries, on each
     /// fallback group in turn (each gets its own retries). When all fail, the last error keeps
     /// its status and its message names the groups tried.
     async fn with_fallbacks(
@@ -237,142 +254,50 @@ impl Gateway {
         Err(last)
     }
 
-    /// One model group's attempt at `work`.
+    /// One model group's attempt at `work`: pick a deployment by the routing strategy,
+    /// translate, call; on a transient failure (429, 5xx, timeouts; `retry_policy` decides per
+    /// class) back off and try again, picking again (preferring deployments not yet tried).
+    /// Retries happen only until the response starts: a stream is never retried once its
+    /// first byte has gone to the client.
     async fn on_group(&self, work: &Work, group: &str) -> Result<GatewayResponse, GatewayError> {
-        match work {
-            Work::Chat(req) => self.chat_on_group((**req).clone(), group).await,
-            Work::Completion(value) => self.completion_on_group(value.clone(), group).await,
-            Work::Embeddings(value) => self.embeddings_on_group(value.clone(), group).await,
+        let mut session = RouteSession::new(
+            &self.config,
+            self.store.as_ref(),
+            group,
+            work.estimated_prompt_tokens(),
+        )?;
+        let retry = &self.config.retry;
+        let mut rng = Rng::for_request(self.clock.now_ms(), self.instance_seed);
+        let mut attempt = 0u32;
+        let mut upstream_ms = 0u64;
+        loop {
+            let d = session.pick(self.clock.now_ms(), &mut rng).await?;
+            let prepared = self.prepare(work, group, &d)?;
+            let started = self.clock.now_ms();
+            session.started(&d, started).await;
+            let outcome = self.exchange(&prepared, &d).await;
+            upstream_ms += self.clock.now_ms().saturating_sub(started);
+            match outcome {
+                Ok(upstream) => {
+                    let settlement = session.settlement(&d, Arc::clone(&self.store));
+                    let mut resp = self
+                        .answer(prepared, upstream, &d, group, settlement, started)
+                        .await?;
+                    resp.extensions_mut().insert(UpstreamTime(upstream_ms));
+                    return Ok(with_deployment_headers(resp, &d, group, attempt));
+                }
+                Err(e) => {
+                    session.failed(&d, &e, self.clock.now_ms()).await;
+                    if attempt >= retry.retries_for(&e) {
+                        return Err(e);
+                    }
+                    let wait = retry.backoff_ms(attempt, e.retry_after.as_deref(), &mut rng);
+                    self.clock.sleep(wait).await;
+                    upstream_ms += wait;
+                    attempt += 1;
+                }
+            }
         }
-    }
-
-    /// One model group's attempt: pick a deployment, translate, call (with retries), answer.
-    async fn chat_on_group(
-        &self,
-        mut req: ChatRequest,
-        group: &str,
-    ) -> Result<GatewayResponse, GatewayError> {
-        group.clone_into(&mut req.model);
-        let requested_model = group.to_string();
-        let d = self.pick(&requested_model)?;
-        let mut req = validate::apply_defaults(req, &d.request_defaults)?;
-        // A request's own mock_response is answered by the built-in mock, as in LiteLLM.
-        let mock_requested = req.extra.contains_key("mock_response");
-        let api: &dyn ProviderApi = if mock_requested {
-            &Mock
-        } else {
-            d.provider.api()?
-        };
-        let drop = req
-            .extra
-            .get("drop_params")
-            .and_then(Value::as_bool)
-            .unwrap_or(d.drop_params);
-        let mock_value = req.extra.remove("mock_response");
-        validate::strip_gateway_params(&mut req.extra);
-        if let Some(supported) = api.supported_chat_params() {
-            req = validate::enforce_supported_params(req, supported, drop, d.provider.prefix())?;
-        }
-        if let Some(v) = mock_value.filter(|_| mock_requested) {
-            req.extra.insert("mock_response".into(), v);
-        }
-
-        let (upstream, retries) = self.call(api, api.chat_request(&req, &d)?, &d).await?;
-        if req.is_stream() {
-            let identity = self.stream_identity("chatcmpl-", &requested_model, req.include_usage());
-            let out = SseOutput::new(upstream, api.chat_stream(&req, &d), identity);
-            return Ok(with_deployment_headers(
-                sse_response(out.boxed()),
-                &d,
-                &requested_model,
-                retries,
-            ));
-        }
-        let mut completion = api.chat_response(&read_all(upstream, usize::MAX).await?, &req, &d)?;
-        completion.model.clone_from(&requested_model);
-        if completion.id.is_empty() {
-            completion.id = new_id("chatcmpl-", self.clock.now_ms(), self.instance_seed);
-        }
-        if completion.created == 0 {
-            completion.created = self.clock.now_ms() / 1000;
-        }
-        "chat.completion".clone_into(&mut completion.object);
-        Ok(with_deployment_headers(
-            json_response(StatusCode::OK, &completion),
-            &d,
-            &requested_model,
-            retries,
-        ))
-    }
-
-    async fn completions(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
-        let value = validate::json_object(&body)?;
-        let requested = validate::model_name(&value)?;
-        validate::completion_prompt(&value)?;
-        let from_request = value.get("fallbacks").cloned();
-        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Completion(value))
-            .await
-    }
-
-    async fn completion_on_group(
-        &self,
-        mut value: Value,
-        group: &str,
-    ) -> Result<GatewayResponse, GatewayError> {
-        let requested_model = group.to_string();
-        let d = self.pick(&requested_model)?;
-        let (api, stream, include_usage) = self.prepare_passthrough(&mut value, &d)?;
-        let (upstream, retries) = self
-            .call(api, api.completion_request(&value, &d)?, &d)
-            .await?;
-        if stream {
-            let identity = self.stream_identity("cmpl-", &requested_model, include_usage);
-            let out = SseOutput::new(upstream, api.completion_stream(&d), identity);
-            return Ok(with_deployment_headers(
-                sse_response(out.boxed()),
-                &d,
-                &requested_model,
-                retries,
-            ));
-        }
-        let mut answer = api.completion_response(&read_all(upstream, usize::MAX).await?, &d)?;
-        answer["model"] = Value::String(requested_model.clone());
-        Ok(with_deployment_headers(
-            json_response(StatusCode::OK, &answer),
-            &d,
-            &requested_model,
-            retries,
-        ))
-    }
-
-    async fn embeddings(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
-        let value = validate::json_object(&body)?;
-        let requested = validate::model_name(&value)?;
-        validate::embeddings_input(&value)?;
-        let from_request = value.get("fallbacks").cloned();
-        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Embeddings(value))
-            .await
-    }
-
-    async fn embeddings_on_group(
-        &self,
-        mut value: Value,
-        group: &str,
-    ) -> Result<GatewayResponse, GatewayError> {
-        let requested_model = group.to_string();
-        let d = self.pick(&requested_model)?;
-        let (api, _, _) = self.prepare_passthrough(&mut value, &d)?;
-        let (upstream, retries) = self
-            .call(api, api.embeddings_request(&value, &d)?, &d)
-            .await?;
-        let mut answer = api.embeddings_response(&read_all(upstream, usize::MAX).await?, &d)?;
-        answer["model"] = Value::String(requested_model.clone());
-        Ok(with_deployment_headers(
-            json_response(StatusCode::OK, &answer),
-            &d,
-            &requested_model,
-            retries,
-        ))
     }
 
     /// For JSON bodies forwarded nearly as-is: applies defaults, strips gateway-only fields, asks
@@ -415,38 +340,9 @@ impl Gateway {
         }
     }
 
-    /// Sends the translated request (or lets an in-process provider answer it) and turns a
-    /// non-2xx answer into the provider's error, with its status kept.
-    ///
-    /// Transient failures (429, 5xx, timeouts; `retry_policy` decides per class) are retried on
-    /// the same deployment after a backoff, until the response headers arrive: a stream is
-    /// never retried once it has started. Returns the body and how many retries it took.
-    async fn call(
-        &self,
-        api: &dyn ProviderApi,
-        request: http::Request<Bytes>,
-        d: &Deployment,
-    ) -> Result<(BodyStream, u32), GatewayError> {
-        let retry = &self.config.retry;
-        let mut rng = Rng::seeded(self.clock.now_ms() ^ self.instance_seed);
-        let mut attempt = 0u32;
-        loop {
-            match self
-                .call_within(api, copy_request(&request), d, d.timeout_ms)
-                .await
-            {
-                Ok(body) => return Ok((body, attempt)),
-                Err(e) if attempt < retry.retries_for(&e) => {
-                    let wait = retry.backoff_ms(attempt, e.retry_after.as_deref(), &mut rng);
-                    self.clock.sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// [`Gateway::call`] with its own bound on the wait for response headers.
+    /// Sends `request` (or lets an in-process provider answer it), waiting at most
+    /// `timeout_ms` for the response headers, and turns a non-2xx answer into the provider's
+    /// error, with its status and `retry-after` kept.
     async fn call_within(
         &self,
         api: &dyn ProviderApi,
@@ -542,13 +438,34 @@ enum Work {
     Embeddings(Value),
 }
 
-fn unknown_model(name: &str) -> GatewayError {
-    GatewayError::invalid_request(format!(
-        "Invalid model name passed in model={name}. Call `/v1/models` to view available models."
-    ))
-    .with_param("model")
-    .with_code("model_not_found")
+impl Work {
+    /// About how many tokens the prompt holds, for `max_input_tokens` checks and `tpm`
+    /// estimates: a quarter of its text's bytes, rounded up (OpenAI's rule of thumb for
+    /// English; no tokenizer ships in the gateway).
+    fn estimated_prompt_tokens(&self) -> u64 {
+        let bytes = match self {
+            Work::Chat(req) => req.prompt_text_len(),
+            Work::Completion(v) => text_len(v.get("prompt")),
+            Work::Embeddings(v) => text_len(v.get("input")),
+        };
+        (bytes as u64).div_ceil(4)
+    }
 }
+
+/// Bytes of text in a prompt or input value (a string, or arrays of them; token arrays count
+/// four bytes per token).
+fn text_len(v: Option<&Value>) -> usize {
+    match v {
+        Some(Value::String(s)) => s.len(),
+        Some(Value::Array(items)) => items.iter().map(|i| text_len(Some(i))).sum(),
+        Some(Value::Number(_)) => 4,
+        _ => 0,
+    }
+}
+
+/// Milliseconds spent on providers (calls and backoff), for the overhead header.
+#[derive(Clone, Copy)]
+struct UpstreamTime(u64);
 
 fn model_object(name: &str) -> Value {
     json!({"id": name, "object": "model", "created": 1_677_610_602u64, "owned_by": "openai"})
@@ -615,6 +532,9 @@ pub fn error_response(e: &GatewayError) -> GatewayResponse {
     resp
 }
 
+mod attempt;
 mod health;
+#[cfg(test)]
+mod routing_tests;
 #[cfg(test)]
 mod tests;

@@ -78,3 +78,17 @@ pub trait Clock: MaybeSend + MaybeSync {
     /// Waits `ms` milliseconds (used for retry backoff).
     async fn sleep(&self, ms: u64);
 }
+
+/// Work handed to the host to finish after the response has gone: settling a stream whose
+/// client went away (in-flight counts, usage) must still happen exactly once.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Task = Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+/// Work handed to the host to finish after the response has gone.
+#[cfg(target_arch = "wasm32")]
+pub type Task = Pin<Box<dyn std::future::Future<Output = ()> + 'static>>;
+
+/// Runs a [`Task`] in the background (a tokio task on Lambda and locally, `spawn_local` on
+/// Workers).
+pub trait Spawner: MaybeSend + MaybeSync {
+    fn spawn(&self, task: Task);
+}

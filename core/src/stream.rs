@@ -5,8 +5,14 @@
 //! Every chunk gets the response's one id, the requested model name and one `created`. A clean
 //! upstream end gives the optional usage chunk and `data: [DONE]`; a broken one gives a
 //! `data: {"error": ...}` event and no `[DONE]`, so clients cannot mistake it for a full answer.
+//!
+//! A stream may carry an [`OnStreamEnd`]: the bookkeeping that must run exactly once when the
+//! stream is over. It runs before the body ends (so a host that freezes after the response,
+//! like Lambda, has already done it), and when the client drops the stream early it is handed
+//! to the host's [`Spawner`] instead.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -14,7 +20,7 @@ use futures_core::Stream;
 
 use crate::error::GatewayError;
 use crate::openai::{ChatChunk, Usage};
-use crate::ports::BodyStream;
+use crate::ports::{BodyStream, MaybeSend, Spawner, Task};
 use crate::providers::{StreamChunk, StreamTranslator};
 use crate::sse::{data_frame, DONE_FRAME};
 
@@ -59,8 +65,20 @@ pub struct StreamIdentity {
     pub include_usage: bool,
 }
 
+/// Bookkeeping for the end of a stream, given the usage reported so far (complete on a clean
+/// end, partial or none when the stream broke or the client left).
+pub trait OnStreamEnd: MaybeSend {
+    fn end(self: Box<Self>, usage: Option<Usage>) -> Task;
+}
+
 pub struct SseOutput<C: StreamChunk> {
     upstream: Option<BodyStream>,
+    /// Not yet run; taken when the upstream ends or in `drop`.
+    on_end: Option<Box<dyn OnStreamEnd>>,
+    /// Finishes the bookkeeping when the client drops the stream before its end.
+    spawner: Option<Arc<dyn Spawner>>,
+    /// Running: polled before the body ends.
+    settling: Option<Task>,
     translator: Box<dyn StreamTranslator<Chunk = C>>,
     identity: StreamIdentity,
     /// Fixed by the first chunk: (id, created).
@@ -79,6 +97,9 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
     ) -> Self {
         SseOutput {
             upstream: Some(upstream),
+            on_end: None,
+            spawner: None,
+            settling: None,
             translator,
             identity,
             stamped: None,
@@ -87,8 +108,22 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
         }
     }
 
+    /// Runs `on_end` once when the stream is over; `spawner` takes it if the client leaves
+    /// first.
+    pub fn on_end(mut self, on_end: Box<dyn OnStreamEnd>, spawner: Arc<dyn Spawner>) -> Self {
+        self.on_end = Some(on_end);
+        self.spawner = Some(spawner);
+        self
+    }
+
     pub fn boxed(self) -> ResponseStream {
         Box::pin(self)
+    }
+
+    fn begin_settling(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            self.settling = Some(on_end.end(self.translator.usage()));
+        }
     }
 
     fn stamp_and_queue(&mut self) {
@@ -129,12 +164,14 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
         }
         self.ready.put_slice(DONE_FRAME);
         self.upstream = None;
+        self.begin_settling();
     }
 
     fn end_with_error(&mut self, err: &GatewayError) {
         self.stamp_and_queue();
         self.ready.put_slice(&error_frame(err));
         self.upstream = None;
+        self.begin_settling();
     }
 }
 
@@ -153,6 +190,12 @@ impl<C: StreamChunk + 'static> Stream for SseOutput<C> {
                 return Poll::Ready(Some(this.ready.split().freeze()));
             }
             let Some(upstream) = this.upstream.as_mut() else {
+                if let Some(task) = this.settling.as_mut() {
+                    if task.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.settling = None;
+                }
                 return Poll::Ready(None);
             };
             match upstream.as_mut().poll_next(cx) {
@@ -179,6 +222,21 @@ impl<C: StreamChunk + 'static> Stream for SseOutput<C> {
                     Err(e) => this.end_with_error(&e),
                 },
             }
+        }
+    }
+}
+
+impl<C: StreamChunk> Drop for SseOutput<C> {
+    /// The client left before the end: the bookkeeping still happens, in the background.
+    fn drop(&mut self) {
+        let Some(spawner) = self.spawner.take() else {
+            return;
+        };
+        if let Some(on_end) = self.on_end.take() {
+            spawner.spawn(on_end.end(self.translator.usage()));
+        } else if let Some(task) = self.settling.take() {
+            // Dropped while the bookkeeping was running: let it finish.
+            spawner.spawn(task);
         }
     }
 }

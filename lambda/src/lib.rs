@@ -8,6 +8,7 @@ pub mod http_client;
 pub mod lambda_host;
 pub mod local_server;
 pub mod response_body;
+pub mod spawner;
 pub mod store;
 #[cfg(test)]
 pub mod test_support;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tollgate_core::Gateway;
-use tollgate_lambda::{cli, clock, config_source, http_client, lambda_host, local_server, store};
+use tollgate_lambda::{
+    cli, clock, config_source, http_client, lambda_host, local_server, spawner, store,
+};
 
 fn main() -> ExitCode {
     init_logging();
@@ -66,7 +68,8 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(store = %store::describe(&choice, in_lambda), "store ready");
-    let gateway = Arc::new(Gateway::new(config, http, clock, store));
+    let spawner = Arc::new(spawner::TokioSpawner::new(runtime.handle().clone()));
+    let gateway = Arc::new(Gateway::new(config, http, clock, store, spawner));
     let result = runtime.block_on(async move {
         if in_lambda {
             lambda_host::run(gateway).await

@@ -5,6 +5,7 @@
 mod clock;
 mod convert;
 mod http_client;
+mod spawner;
 pub mod store;
 
 use std::cell::RefCell;
@@ -74,6 +75,7 @@ fn build(env: &Env) -> std::result::Result<Gateway, String> {
         Arc::new(http_client::FetchClient),
         Arc::new(clock::WorkerClock),
         store,
+        Arc::new(spawner::LocalSpawner),
     ))
 }
 

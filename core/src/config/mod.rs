@@ -63,7 +63,11 @@ pub struct Deployment {
     /// a client's own value wins.
     pub request_defaults: Map<String, Value>,
     pub drop_params: bool,
+    /// Bound on the whole call (`litellm_params.timeout`, else the global timeout, else 600 s).
     pub timeout_ms: u64,
+    /// Bound on the wait for a stream's first byte (`litellm_params.stream_timeout`, else
+    /// `router_settings.stream_timeout`); `None` leaves streams under `timeout_ms`.
+    pub stream_timeout_ms: Option<u64>,
 }
 
 /// A validated config, shared by every request of an instance.
@@ -85,6 +89,9 @@ pub struct Config {
     pub retry: crate::router::retry::RetryPolicy,
     /// `fallbacks`, `context_window_fallbacks`, ..., checked at load.
     pub fallbacks: crate::router::fallback::Fallbacks,
+    /// `router_settings.enable_pre_call_checks`: skip deployments whose
+    /// `model_info.max_input_tokens` the estimated prompt exceeds.
+    pub pre_call_checks: bool,
     pub raw: raw::RawConfig,
 }
 
@@ -141,6 +148,7 @@ impl Config {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let global_drop = raw.litellm_settings.drop_params.unwrap_or(false);
+        let global = GlobalTimeouts::from_settings(&raw)?;
         let mut deployments = Vec::with_capacity(raw.model_list.len());
         let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, entry) in raw.model_list.iter().enumerate() {
@@ -154,13 +162,15 @@ impl Config {
             let params = &entry.litellm_params;
             let (provider, upstream_model) = ProviderId::parse(&params.model)
                 .map_err(|m| ConfigError::at(&format!("{path}.litellm_params.model"), m))?;
-            let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
-            if timeout.is_nan() || timeout <= 0.0 {
-                return Err(ConfigError::at(
-                    &format!("{path}.litellm_params.timeout"),
-                    "must be a positive number of seconds",
-                ));
-            }
+            let timeout = positive_seconds(
+                params.timeout.or(global.timeout),
+                &format!("{path}.litellm_params.timeout"),
+            )?
+            .unwrap_or(DEFAULT_TIMEOUT_SECS);
+            let stream_timeout = positive_seconds(
+                params.stream_timeout.or(global.stream_timeout),
+                &format!("{path}.litellm_params.stream_timeout"),
+            )?;
             let request_defaults = params
                 .extra
                 .iter()
@@ -186,6 +196,7 @@ impl Config {
                 model_info: entry.model_info.clone(),
                 request_defaults,
                 timeout_ms: (timeout * 1000.0) as u64,
+                stream_timeout_ms: stream_timeout.map(|s| (s * 1000.0) as u64),
             };
             deployment.id = crate::router::state::deployment_id(&deployment);
             deployments.push(Arc::new(deployment));
@@ -208,7 +219,20 @@ impl Config {
             &raw.router_settings,
             &raw.litellm_settings.extra,
         )?;
+        let pre_call_checks = match raw.router_settings.extra.get("enable_pre_call_checks") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+            Some(_) => {
+                return Err(ConfigError::at(
+                    "router_settings.enable_pre_call_checks",
+                    "must be true or false",
+                ))
+            }
+        };
         Ok(Config {
+            pre_call_checks,
             routing_strategy,
             cooldown,
             retry,
@@ -260,6 +284,58 @@ impl Config {
             }
         }
         names
+    }
+}
+
+/// Timeouts set for every deployment: `router_settings.timeout` (else LiteLLM's
+/// `litellm_settings.request_timeout`) and `router_settings.stream_timeout`, in seconds.
+struct GlobalTimeouts {
+    timeout: Option<f64>,
+    stream_timeout: Option<f64>,
+}
+
+impl GlobalTimeouts {
+    fn from_settings(raw: &raw::RawConfig) -> Result<Self, ConfigError> {
+        let read = |map: &Map<String, Value>, key: &str, path: &str| match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match number(v) {
+                Some(n) => positive_seconds(Some(n), path),
+                None => Err(ConfigError::at(path, "must be a number of seconds")),
+            },
+        };
+        let router = &raw.router_settings.extra;
+        let timeout = match read(router, "timeout", "router_settings.timeout")? {
+            Some(t) => Some(t),
+            None => read(
+                &raw.litellm_settings.extra,
+                "request_timeout",
+                "litellm_settings.request_timeout",
+            )?,
+        };
+        Ok(GlobalTimeouts {
+            timeout,
+            stream_timeout: read(router, "stream_timeout", "router_settings.stream_timeout")?,
+        })
+    }
+}
+
+/// A number, or a string holding one (values substituted from `os.environ/` are strings).
+pub(crate) fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A timeout in seconds must be positive (and a number).
+fn positive_seconds(value: Option<f64>, path: &str) -> Result<Option<f64>, ConfigError> {
+    match value {
+        Some(s) if s.is_nan() || s <= 0.0 => Err(ConfigError::at(
+            path,
+            "must be a positive number of seconds",
+        )),
+        other => Ok(other),
     }
 }
 

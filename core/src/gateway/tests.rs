@@ -55,6 +55,28 @@ impl HttpClient for ScriptedClient {
     }
 }
 
+/// Keeps background tasks so a test can run them (and see that there were some).
+#[derive(Default)]
+pub(super) struct HeldTasks(Mutex<Vec<crate::ports::Task>>);
+
+impl crate::ports::Spawner for HeldTasks {
+    fn spawn(&self, task: crate::ports::Task) {
+        self.0.lock().unwrap().push(task);
+    }
+}
+
+impl HeldTasks {
+    /// Runs every held task to completion; returns how many there were.
+    pub(super) fn run_all(&self) -> usize {
+        let tasks: Vec<_> = self.0.lock().unwrap().drain(..).collect();
+        let n = tasks.len();
+        for t in tasks {
+            futures_executor::block_on(t);
+        }
+        n
+    }
+}
+
 struct FixedClock;
 
 #[async_trait::async_trait]
@@ -89,19 +111,25 @@ fn gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>) {
     let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
     let store = Arc::new(crate::store::memory::MemoryStore::new(Arc::new(FixedClock)));
     (
-        Gateway::new(config, client.clone(), Arc::new(FixedClock), store),
+        Gateway::new(
+            config,
+            client.clone(),
+            Arc::new(FixedClock),
+            store,
+            Arc::new(HeldTasks::default()),
+        ),
         client,
     )
 }
 
-fn post(path: &str, body: Value) -> http::Request<Bytes> {
+pub(super) fn post(path: &str, body: Value) -> http::Request<Bytes> {
     http::Request::post(path)
         .header("authorization", "Bearer sk-master")
         .body(Bytes::from(body.to_string()))
         .unwrap()
 }
 
-async fn body_of(resp: GatewayResponse) -> (u16, String) {
+pub(super) async fn body_of(resp: GatewayResponse) -> (u16, String) {
     let status = resp.status().as_u16();
     let text = match resp.into_body() {
         ResponseBody::Full(b) => String::from_utf8(b.to_vec()).unwrap(),
@@ -114,13 +142,13 @@ async fn body_of(resp: GatewayResponse) -> (u16, String) {
     (status, text)
 }
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
+pub(super) fn run<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
 }
 
-const OPENAI_OK: &str = r#"{"id":"chatcmpl-up","object":"chat.completion","created":5,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+pub(super) const OPENAI_OK: &str = r#"{"id":"chatcmpl-up","object":"chat.completion","created":5,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
 
-fn hello(model: &str) -> Value {
+pub(super) fn hello(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
 }
 
@@ -471,6 +499,7 @@ fn readiness_reports_the_store() {
             Arc::new(ScriptedClient::default()),
             Arc::new(FixedClock),
             Arc::new(DownStore),
+            Arc::new(HeldTasks::default()),
         );
         let (status, text) = body_of(down.handle(ready()).await).await;
         assert_eq!(status, 503);
@@ -571,7 +600,7 @@ fn health_probes_every_deployment() {
 
 /// A clock that records every sleep instead of waiting.
 #[derive(Default)]
-struct SleepLog(Mutex<Vec<u64>>);
+pub(super) struct SleepLog(Mutex<Vec<u64>>);
 
 #[async_trait::async_trait]
 impl Clock for SleepLog {
@@ -596,11 +625,12 @@ fn retrying_gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>, Ar
         client.clone(),
         clock.clone(),
         store,
+        Arc::new(HeldTasks::default()),
     );
     (gw, client, clock)
 }
 
-const OVERLOADED: &str =
+pub(super) const OVERLOADED: &str =
     r#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#;
 
 #[test]
@@ -694,6 +724,7 @@ fn context_window_errors_use_their_own_fallbacks() {
             client,
             Arc::new(FixedClock),
             store,
+            Arc::new(HeldTasks::default()),
         );
         let resp = gw
             .handle(post("/v1/chat/completions", hello("gpt-4o")))

@@ -53,6 +53,31 @@ impl ChatRequest {
     pub fn max_output_tokens(&self) -> Option<u64> {
         self.max_completion_tokens.or(self.max_tokens)
     }
+
+    /// Bytes of prompt text: every message's text and tool-call arguments.
+    pub fn prompt_text_len(&self) -> usize {
+        self.messages
+            .iter()
+            .map(|m| {
+                let text = match &m.content {
+                    Some(MessageContent::Text(s)) => s.len(),
+                    Some(MessageContent::Parts(parts)) => parts
+                        .iter()
+                        .filter_map(|p| p.text.as_deref())
+                        .map(str::len)
+                        .sum(),
+                    None => 0,
+                };
+                let calls: usize = m
+                    .tool_calls
+                    .iter()
+                    .flatten()
+                    .map(|c| c.function.arguments.len())
+                    .sum();
+                text + calls
+            })
+            .sum()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

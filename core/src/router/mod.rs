@@ -13,6 +13,7 @@
 pub mod fallback;
 pub mod retry;
 pub mod select;
+pub mod session;
 pub mod state;
 pub mod strategy;
 

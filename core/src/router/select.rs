@@ -1,7 +1,7 @@
 //! The choice itself: pure, over figures the caller has already read from the Store
 //! ([`crate::router::state::load_candidates`]), so it is deterministic for a given seed.
 
-use serde_json::Value;
+use crate::config::number;
 
 use super::strategy::RoutingStrategy;
 use crate::config::Deployment;
@@ -68,14 +68,6 @@ impl Candidate {
             (None, None) => f64::INFINITY,
             (i, o) => i.unwrap_or(0.0) + o.unwrap_or(0.0),
         }
-    }
-}
-
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 

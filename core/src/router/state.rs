@@ -15,7 +15,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::select::Candidate;
-use super::strategy::CooldownSettings;
+use super::strategy::{CooldownSettings, RoutingStrategy};
 use crate::config::Deployment;
 use crate::store::window::windowed;
 use crate::store::{Store, StoreError};
@@ -54,6 +54,35 @@ pub fn deployment_id(deployment: &Deployment) -> String {
         .collect()
 }
 
+/// Which shared figures a strategy steers by. Only those are read before a pick and written
+/// after a call, so the default strategy costs one cooldown read per multi-deployment group
+/// and no writes on success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Figures {
+    /// Requests in flight (`least-busy`).
+    pub in_flight: bool,
+    /// Requests and tokens this minute (strategies that honour `rpm`/`tpm`).
+    pub usage: bool,
+    /// Latency per output token (`latency-based-routing`).
+    pub latency: bool,
+}
+
+impl Figures {
+    pub const ALL: Figures = Figures {
+        in_flight: true,
+        usage: true,
+        latency: true,
+    };
+
+    pub fn for_strategy(strategy: &RoutingStrategy) -> Figures {
+        Figures {
+            in_flight: matches!(strategy, RoutingStrategy::LeastBusy),
+            usage: strategy.honours_limits(),
+            latency: matches!(strategy, RoutingStrategy::LatencyBased { .. }),
+        }
+    }
+}
+
 fn key(kind: &str, id: &str) -> String {
     format!("router:{kind}:{id}")
 }
@@ -62,39 +91,63 @@ fn minute(kind: &str, id: &str, now_ms: u64) -> (String, u64) {
     windowed(&key(kind, id), WINDOW_MS, now_ms)
 }
 
-/// A request was sent to the deployment: in flight +1, requests this minute +1. Pair with
-/// [`request_finished`] on every path.
-pub async fn request_started(store: &dyn Store, id: &str, now_ms: u64) -> Result<(), StoreError> {
-    store
-        .counter_add(&key("inflight", id), 1, Some(IN_FLIGHT_TTL_MS))
-        .await?;
-    let (k, ttl) = minute("requests", id, now_ms);
-    store.counter_add(&k, 1, Some(ttl)).await?;
+/// A request was sent to the deployment: in flight +1, requests this minute +1 (each only when
+/// `figures` asks for it). Pair with [`request_finished`] on every path.
+pub async fn request_started(
+    store: &dyn Store,
+    id: &str,
+    now_ms: u64,
+    figures: Figures,
+) -> Result<(), StoreError> {
+    if figures.in_flight {
+        store
+            .counter_add(&key("inflight", id), 1, Some(IN_FLIGHT_TTL_MS))
+            .await?;
+    }
+    if figures.usage {
+        let (k, ttl) = minute("requests", id, now_ms);
+        store.counter_add(&k, 1, Some(ttl)).await?;
+    }
     Ok(())
 }
 
 /// The request is over (answered, failed or abandoned): in flight −1.
-pub async fn request_finished(store: &dyn Store, id: &str) -> Result<(), StoreError> {
-    store
-        .counter_add(&key("inflight", id), -1, Some(IN_FLIGHT_TTL_MS))
-        .await?;
+pub async fn request_finished(
+    store: &dyn Store,
+    id: &str,
+    figures: Figures,
+) -> Result<(), StoreError> {
+    if figures.in_flight {
+        store
+            .counter_add(&key("inflight", id), -1, Some(IN_FLIGHT_TTL_MS))
+            .await?;
+    }
     Ok(())
 }
 
-/// A successful answer: `total_tokens` count against `tpm`; `latency_ms / output_tokens`
-/// (or the whole latency when no output tokens) is one latency sample.
-pub async fn record_success(
+/// Tokens used by one answer count against `tpm` this minute.
+pub async fn record_tokens(
     store: &dyn Store,
     id: &str,
     now_ms: u64,
     total_tokens: u64,
-    latency_ms: u64,
-    output_tokens: u64,
 ) -> Result<(), StoreError> {
     let (k, ttl) = minute("tokens", id, now_ms);
     store
         .counter_add(&k, clamp_i64(total_tokens), Some(ttl))
         .await?;
+    Ok(())
+}
+
+/// One latency sample: `latency_ms / output_tokens` (the whole latency when there are no
+/// output tokens, as for time to first token).
+pub async fn record_latency(
+    store: &dyn Store,
+    id: &str,
+    now_ms: u64,
+    latency_ms: u64,
+    output_tokens: u64,
+) -> Result<(), StoreError> {
     let per_token_us = latency_ms.saturating_mul(1000) / output_tokens.max(1);
     // Latency windows live one minute longer: the average also reads the previous minute.
     let (k, ttl) = minute("latency_us", id, now_ms);
@@ -166,6 +219,7 @@ fn usage_keys(id: &str, now_ms: u64) -> [String; 7] {
 }
 
 fn fill(c: &mut Candidate, v: &[i64], cooling_down: bool) {
+    // Unread figures are 0 (see `load_candidates`), which no strategy that skips them reads.
     c.in_flight = v[0].max(0);
     c.minute_requests = v[1].max(0);
     c.minute_tokens = v[2].max(0);
@@ -175,15 +229,36 @@ fn fill(c: &mut Candidate, v: &[i64], cooling_down: bool) {
 }
 
 /// Builds the candidates for `deployments` (`(caller's index, deployment)`) with their current
-/// figures. All reads are issued together.
+/// figures: cooldowns always, the counters only as `figures` asks. All reads are issued
+/// together.
 pub async fn load_candidates(
     store: &dyn Store,
     deployments: &[(usize, &Deployment)],
     now_ms: u64,
+    figures: Figures,
 ) -> Result<Vec<Candidate>, StoreError> {
-    let ids: Vec<String> = deployments.iter().map(|(_, d)| deployment_id(d)).collect();
-    let keys: Vec<String> = ids.iter().flat_map(|id| usage_keys(id, now_ms)).collect();
-    let values = try_join_all(keys.iter().map(|k| store.counter_get(k))).await?;
+    let ids: Vec<&str> = deployments.iter().map(|(_, d)| d.id.as_str()).collect();
+    let wanted = |slot: usize| match slot {
+        0 => figures.in_flight,
+        1 | 2 => figures.usage,
+        _ => figures.latency,
+    };
+    let keys: Vec<Option<String>> = ids
+        .iter()
+        .flat_map(|id| {
+            usage_keys(id, now_ms)
+                .into_iter()
+                .enumerate()
+                .map(|(slot, k)| wanted(slot).then_some(k))
+        })
+        .collect();
+    let values = try_join_all(keys.iter().map(|k| async move {
+        match k {
+            Some(k) => store.counter_get(k).await,
+            None => Ok(0),
+        }
+    }))
+    .await?;
     let cooling = try_join_all(ids.iter().map(|id| is_cooling_down(store, id))).await?;
     Ok(deployments
         .iter()
@@ -234,7 +309,33 @@ model_list:
             .enumerate()
             .map(|(i, d)| (i, d.as_ref()))
             .collect();
-        block_on(load_candidates(store, &ds, now)).unwrap()
+        block_on(load_candidates(store, &ds, now, Figures::ALL)).unwrap()
+    }
+
+    fn record(store: &MemoryStore, id: &str, now: u64, tokens: u64, ms: u64, out: u64) {
+        block_on(record_tokens(store, id, now, tokens)).unwrap();
+        block_on(record_latency(store, id, now, ms, out)).unwrap();
+    }
+
+    #[test]
+    fn only_the_figures_asked_for_are_written_and_read() {
+        let (clock, store) = setup();
+        let cfg = config();
+        let id = deployment_id(&cfg.deployments[0]);
+        let now = clock.now_ms();
+        let shuffle = Figures::for_strategy(&RoutingStrategy::SimpleShuffle);
+        assert_eq!(shuffle, Figures::default());
+        block_on(request_started(&store, &id, now, shuffle)).unwrap();
+        assert_eq!(load(&store, &cfg, now)[0].in_flight, 0);
+        assert_eq!(load(&store, &cfg, now)[0].minute_requests, 0);
+        let busy = Figures::for_strategy(&RoutingStrategy::LeastBusy);
+        block_on(request_started(&store, &id, now, busy)).unwrap();
+        let c = &load(&store, &cfg, now)[0];
+        assert_eq!((c.in_flight, c.minute_requests), (1, 0));
+        // Reading with fewer figures leaves the others at 0.
+        let ds = [(0, cfg.deployments[0].as_ref())];
+        let c = block_on(load_candidates(&store, &ds, now, shuffle)).unwrap();
+        assert_eq!(c[0].in_flight, 0);
     }
 
     #[test]
@@ -255,14 +356,14 @@ model_list:
         let cfg = config();
         let id = deployment_id(&cfg.deployments[1]);
         let now = clock.now_ms();
-        block_on(request_started(&store, &id, now)).unwrap();
-        block_on(request_started(&store, &id, now)).unwrap();
+        block_on(request_started(&store, &id, now, Figures::ALL)).unwrap();
+        block_on(request_started(&store, &id, now, Figures::ALL)).unwrap();
         assert_eq!(load(&store, &cfg, now)[1].in_flight, 2);
         assert_eq!(load(&store, &cfg, now)[0].in_flight, 0);
-        block_on(request_finished(&store, &id)).unwrap();
+        block_on(request_finished(&store, &id, Figures::ALL)).unwrap();
         assert_eq!(load(&store, &cfg, now)[1].in_flight, 1);
-        block_on(request_finished(&store, &id)).unwrap();
-        block_on(request_finished(&store, &id)).unwrap();
+        block_on(request_finished(&store, &id, Figures::ALL)).unwrap();
+        block_on(request_finished(&store, &id, Figures::ALL)).unwrap();
         assert_eq!(load(&store, &cfg, now)[1].in_flight, 0, "never below 0");
     }
 
@@ -276,9 +377,9 @@ model_list:
         let to_edge = WINDOW_MS - start % WINDOW_MS - 1_000;
         block_on(clock.sleep(to_edge));
         let now = clock.now_ms();
-        block_on(request_started(&store, &id, now)).unwrap();
-        block_on(request_started(&store, &id, now)).unwrap();
-        block_on(record_success(&store, &id, now, 300, 1_000, 100)).unwrap();
+        block_on(request_started(&store, &id, now, Figures::ALL)).unwrap();
+        block_on(request_started(&store, &id, now, Figures::ALL)).unwrap();
+        record(&store, &id, now, 300, 1_000, 100);
         let c = &load(&store, &cfg, now)[0];
         assert_eq!((c.minute_requests, c.minute_tokens), (2, 300));
         assert_eq!(c.rpm, Some(2));
@@ -306,9 +407,9 @@ model_list:
         let cfg = config();
         let id = deployment_id(&cfg.deployments[2]);
         let now = clock.now_ms();
-        block_on(record_success(&store, &id, now, 10, 200, 10)).unwrap();
-        block_on(record_success(&store, &id, now, 10, 400, 10)).unwrap();
-        block_on(record_success(&store, &id, now, 10, 90, 0)).unwrap();
+        record(&store, &id, now, 10, 200, 10);
+        record(&store, &id, now, 10, 400, 10);
+        record(&store, &id, now, 10, 90, 0);
         let c = &load(&store, &cfg, now)[2];
         assert_eq!(c.latency_per_output_token, Some((20.0 + 40.0 + 90.0) / 3.0));
     }

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::config::raw::RouterSettings;
-use crate::config::ConfigError;
+use crate::config::{number, ConfigError};
 
 /// How a deployment is picked among a model group's deployments.
 ///
@@ -116,15 +116,6 @@ fn latency_buffer(extra: &Map<String, Value>) -> Result<f64, ConfigError> {
             Some(b) if b.is_finite() && b >= 0.0 => Ok(b),
             _ => Err(ConfigError::at(path, "must be a non-negative number")),
         },
-    }
-}
-
-/// A number, or a string holding one (values substituted from `os.environ/` are strings).
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 

@@ -1,0 +1,266 @@
+//! One request's routing within one model group: pick a deployment, pick again after a
+//! failure (preferring deployments not yet tried by this request), and record what the
+//! strategy and the cooldowns need in the Store.
+//!
+//! Routing state is advisory: when the Store cannot be read or written the request still
+//! goes out (fail open), picking on the deployments' static figures alone.
+
+use std::sync::Arc;
+
+use super::select::{choose, Candidate, Selection};
+use super::state::{self, Figures};
+use super::strategy::{CooldownSettings, RoutingStrategy};
+use crate::config::{Config, Deployment};
+use crate::error::{ErrorKind, GatewayError};
+use crate::rng::Rng;
+use crate::store::Store;
+
+/// What a failed call does to the deployment's standing (LiteLLM's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureEffect {
+    /// Benched at once: rate-limited (429), refused (401), unknown there (404), or timed out
+    /// (408) — asking it again soon is pointless.
+    CoolDownNow,
+    /// Counts against `allowed_fails` this minute: server errors and broken connections.
+    Count,
+    /// The request's own fault (other 4xx): the deployment is fine.
+    None,
+}
+
+impl FailureEffect {
+    pub fn of(e: &GatewayError) -> FailureEffect {
+        match e.status().as_u16() {
+            429 | 401 | 404 | 408 => FailureEffect::CoolDownNow,
+            s if s >= 500 => FailureEffect::Count,
+            _ if e.kind == ErrorKind::Timeout => FailureEffect::CoolDownNow,
+            _ => FailureEffect::None,
+        }
+    }
+}
+
+/// Routing for one request on one model group.
+pub struct RouteSession<'a> {
+    store: &'a dyn Store,
+    strategy: RoutingStrategy,
+    cooldown: CooldownSettings,
+    figures: Figures,
+    group_name: &'a str,
+    /// The group's deployments that passed the pre-call checks.
+    deployments: Vec<&'a Arc<Deployment>>,
+    /// Indices into `deployments` that failed during this request.
+    failed: Vec<usize>,
+    estimated_tokens: u64,
+}
+
+impl<'a> RouteSession<'a> {
+    /// The deployments of `group` (a group or an alias) that can take a prompt of about
+    /// `prompt_tokens`. Errors: unknown model (404), or every deployment's
+    /// `max_input_tokens` is below the prompt (`context_length_exceeded`, so
+    /// `context_window_fallbacks` apply).
+    pub fn new(
+        config: &'a Config,
+        store: &'a dyn Store,
+        group: &'a str,
+        prompt_tokens: u64,
+    ) -> Result<Self, GatewayError> {
+        let all = config.deployments_for(group);
+        if all.is_empty() {
+            return Err(unknown_model(group));
+        }
+        let deployments = if config.pre_call_checks {
+            within_context_window(all, prompt_tokens, group)?
+        } else {
+            all
+        };
+        Ok(RouteSession {
+            store,
+            strategy: config.routing_strategy,
+            cooldown: config.cooldown,
+            figures: Figures::for_strategy(&config.routing_strategy),
+            group_name: group,
+            deployments,
+            failed: Vec::new(),
+            estimated_tokens: prompt_tokens,
+        })
+    }
+
+    /// The deployment for the next attempt.
+    ///
+    /// A group of one is answered without touching the Store. Otherwise deployments that
+    /// already failed this request are set aside (unless none would be left), the figures the
+    /// strategy needs are read, and the strategy chooses.
+    pub async fn pick(&self, now_ms: u64, rng: &mut Rng) -> Result<Arc<Deployment>, GatewayError> {
+        if self.deployments.len() == 1 {
+            return Ok(Arc::clone(self.deployments[0]));
+        }
+        let mut pool: Vec<(usize, &Deployment)> = self
+            .deployments
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.failed.contains(i))
+            .map(|(i, d)| (i, d.as_ref()))
+            .collect();
+        if pool.is_empty() {
+            pool = self
+                .deployments
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (i, d.as_ref()))
+                .collect();
+        }
+        let candidates = match state::load_candidates(self.store, &pool, now_ms, self.figures).await
+        {
+            Ok(c) => c,
+            Err(_) => pool
+                .iter()
+                .map(|(i, d)| Candidate::from_deployment(*i, d))
+                .collect(),
+        };
+        match choose(&self.strategy, &candidates, self.estimated_tokens, rng) {
+            Selection::Pick(i) => Ok(Arc::clone(self.deployments[i])),
+            Selection::NoneWithinLimits => {
+                let mut e = GatewayError::new(
+                    ErrorKind::RateLimit,
+                    format!(
+                        "No deployments available for model group {:?}: every deployment is at \
+                         its rpm/tpm limit for this minute",
+                        self.group_name
+                    ),
+                )
+                .with_code("no_deployments_available");
+                e.retry_after = Some("60".into());
+                Err(e)
+            }
+            Selection::Empty => Err(unknown_model(self.group_name)),
+        }
+    }
+
+    /// A request is about to go to `d`.
+    pub async fn started(&self, d: &Deployment, now_ms: u64) {
+        if self.deployments.len() > 1 {
+            let _ = state::request_started(self.store, &d.id, now_ms, self.figures).await;
+        }
+    }
+
+    /// The call to `d` failed with `e`: in flight −1, and the deployment cools down when the
+    /// error says so (never in a group of one, which cooldown must not empty).
+    pub async fn failed(&mut self, d: &Deployment, e: &GatewayError, now_ms: u64) {
+        let Some(index) = self.index_of(d) else {
+            return;
+        };
+        if !self.failed.contains(&index) {
+            self.failed.push(index);
+        }
+        if self.deployments.len() == 1 {
+            return;
+        }
+        let _ = state::request_finished(self.store, &d.id, self.figures).await;
+        let _ = match FailureEffect::of(e) {
+            FailureEffect::CoolDownNow => {
+                state::start_cooldown(self.store, &d.id, now_ms, self.cooldown.cooldown_ms).await
+            }
+            FailureEffect::Count => {
+                state::record_failure(self.store, &d.id, now_ms, &self.cooldown)
+                    .await
+                    .map(|_| ())
+            }
+            FailureEffect::None => Ok(()),
+        };
+    }
+
+    /// What must be recorded when the answer to `d` is complete (now, or at the end of a
+    /// stream): `None` when the strategy records nothing.
+    pub fn settlement(&self, d: &Deployment, store: Arc<dyn Store>) -> Option<Settlement> {
+        let f = self.figures;
+        (self.deployments.len() > 1 && (f.in_flight || f.usage || f.latency)).then(|| Settlement {
+            store,
+            deployment_id: d.id.clone(),
+            figures: f,
+        })
+    }
+
+    fn index_of(&self, d: &Deployment) -> Option<usize> {
+        self.deployments.iter().position(|x| x.id == d.id)
+    }
+}
+
+/// The bookkeeping of one successful call, done once its usage is known.
+pub struct Settlement {
+    store: Arc<dyn Store>,
+    deployment_id: String,
+    figures: Figures,
+}
+
+impl Settlement {
+    /// In flight −1, tokens against `tpm`, and (when `latency_ms` is given) one latency
+    /// sample per output token. Store failures are ignored: routing figures are advisory.
+    pub async fn settle(
+        self,
+        now_ms: u64,
+        total_tokens: u64,
+        output_tokens: u64,
+        latency_ms: Option<u64>,
+    ) {
+        let store = self.store.as_ref();
+        let id = self.deployment_id.as_str();
+        let _ = state::request_finished(store, id, self.figures).await;
+        if self.figures.usage {
+            let _ = state::record_tokens(store, id, now_ms, total_tokens).await;
+        }
+        if let (true, Some(ms)) = (self.figures.latency, latency_ms) {
+            let _ = state::record_latency(store, id, now_ms, ms, output_tokens).await;
+        }
+    }
+
+    /// A latency sample on its own: time to first token for a stream, taken when the first
+    /// byte arrives (the stream's [`Settlement::settle`] then passes no latency).
+    pub async fn record_first_token(&self, now_ms: u64, latency_ms: u64) {
+        if self.figures.latency {
+            let _ = state::record_latency(
+                self.store.as_ref(),
+                &self.deployment_id,
+                now_ms,
+                latency_ms,
+                0,
+            )
+            .await;
+        }
+    }
+}
+
+/// Deployments whose `model_info.max_input_tokens` (when set) holds `prompt_tokens`.
+fn within_context_window<'a>(
+    all: Vec<&'a Arc<Deployment>>,
+    prompt_tokens: u64,
+    group: &str,
+) -> Result<Vec<&'a Arc<Deployment>>, GatewayError> {
+    let limit = |d: &Deployment| {
+        d.model_info
+            .get("max_input_tokens")
+            .and_then(crate::config::number)
+            .map(|n| n as u64)
+    };
+    let largest = all.iter().filter_map(|d| limit(d)).max();
+    let fitting: Vec<&Arc<Deployment>> = all
+        .into_iter()
+        .filter(|d| limit(d).is_none_or(|max| prompt_tokens <= max))
+        .collect();
+    if fitting.is_empty() {
+        return Err(GatewayError::invalid_request(format!(
+            "The prompt (about {prompt_tokens} tokens) is longer than every deployment of model \
+             group {group:?} accepts (largest max_input_tokens: {})",
+            largest.unwrap_or(0)
+        ))
+        .with_code("context_length_exceeded"));
+    }
+    Ok(fitting)
+}
+
+/// LiteLLM's answer for a model no group or alias serves.
+pub fn unknown_model(name: &str) -> GatewayError {
+    GatewayError::invalid_request(format!(
+        "Invalid model name passed in model={name}. Call `/v1/models` to view available models."
+    ))
+    .with_param("model")
+    .with_code("model_not_found")
+}

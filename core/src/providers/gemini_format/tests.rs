@@ -1,0 +1,1 @@
+//! Fixture tests for the Gemini wire format (filled below).

@@ -98,7 +98,7 @@ model_list:
   - model_name: canned
     litellm_params: {model: mock/x, mock_response: "canned answer"}
   - model_name: later
-    litellm_params: {model: gemini/gemini-pro, api_key: g}
+    litellm_params: {model: palm/chat-bison, api_key: g}
 general_settings:
   master_key: sk-master
 "#;
@@ -394,7 +394,7 @@ fn provider_not_translated_yet_is_a_clear_501() {
         )
         .await;
         assert_eq!(status, 501);
-        assert!(text.contains("gemini"));
+        assert!(text.contains("palm"));
     });
 }
 

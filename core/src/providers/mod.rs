@@ -6,10 +6,14 @@
 //! ([`openai_compatible::COMPATIBLE`]).
 
 pub mod anthropic;
+pub mod gemini;
+pub mod gemini_format;
+pub mod google_auth;
 pub mod mock;
 pub mod openai_compatible;
 pub mod openai_stream;
 pub mod text_completion;
+pub mod vertex_ai;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -28,6 +32,10 @@ pub enum ProviderId {
     /// OpenAI's legacy `/v1/completions` models (`text-completion-openai/`).
     TextCompletionOpenAi,
     Anthropic,
+    /// Google AI Studio's Gemini API (`gemini/`).
+    Gemini,
+    /// Gemini on Google Cloud Vertex AI (`vertex_ai/`, `vertex_ai_beta/`).
+    VertexAi,
     /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
     Mock,
     /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
@@ -37,9 +45,6 @@ pub enum ProviderId {
 
 /// LiteLLM prefixes that load but are not translated in this version.
 const NOT_YET_TRANSLATED: &[&str] = &[
-    "gemini",
-    "vertex_ai",
-    "vertex_ai_beta",
     "cohere",
     "cohere_chat",
     "bedrock",
@@ -78,6 +83,8 @@ impl ProviderId {
         }
         let id = match prefix {
             "anthropic" => ProviderId::Anthropic,
+            "gemini" => ProviderId::Gemini,
+            "vertex_ai" | "vertex_ai_beta" => ProviderId::VertexAi,
             "mock" => ProviderId::Mock,
             "text-completion-openai" => ProviderId::TextCompletionOpenAi,
             p => match openai_compatible::find(p) {
@@ -96,6 +103,8 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => c.prefix,
             ProviderId::TextCompletionOpenAi => "text-completion-openai",
             ProviderId::Anthropic => "anthropic",
+            ProviderId::Gemini => "gemini",
+            ProviderId::VertexAi => "vertex_ai",
             ProviderId::Mock => "mock",
             ProviderId::NotYetTranslated(p) => p,
         }
@@ -107,6 +116,8 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => Some(c.default_base),
             ProviderId::TextCompletionOpenAi => Some(openai_compatible::COMPATIBLE[0].default_base),
             ProviderId::Anthropic => Some(anthropic::DEFAULT_BASE),
+            ProviderId::Gemini => Some(gemini::DEFAULT_BASE),
+            ProviderId::VertexAi => Some(vertex_ai::DEFAULT_BASE),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -117,6 +128,10 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => Some(c.key_env),
             ProviderId::TextCompletionOpenAi => Some("OPENAI_API_KEY"),
             ProviderId::Anthropic => Some("ANTHROPIC_API_KEY"),
+            ProviderId::Gemini => Some("GEMINI_API_KEY"),
+            // Vertex authenticates with a service account (`vertex_credentials`); an
+            // api_key is taken as a ready access token, never read from the environment.
+            ProviderId::VertexAi => None,
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -127,6 +142,8 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(_) => Ok(&openai_compatible::OpenAiCompatible),
             ProviderId::TextCompletionOpenAi => Ok(&text_completion::TextCompletionOpenAi),
             ProviderId::Anthropic => Ok(&anthropic::Anthropic),
+            ProviderId::Gemini => Ok(&gemini::Gemini),
+            ProviderId::VertexAi => Ok(&vertex_ai::VertexAi),
             ProviderId::Mock => Ok(&mock::Mock),
             ProviderId::NotYetTranslated(p) => Err(GatewayError::new(
                 ErrorKind::NotImplemented,
@@ -371,7 +388,7 @@ mod tests {
         assert!(ProviderId::parse("nosuch/x")
             .unwrap_err()
             .contains("unknown provider prefix"));
-        let (p, _) = ProviderId::parse("gemini/gemini-pro").unwrap();
+        let (p, _) = ProviderId::parse("palm/chat-bison").unwrap();
         assert_eq!(p.api().err().map(|e| e.status().as_u16()), Some(501));
     }
 

@@ -4,6 +4,8 @@
 
 mod anthropic;
 mod body;
+mod gemini;
+mod google_token;
 mod http;
 mod json;
 mod logic;
@@ -173,6 +175,14 @@ const KNOWN_PATHS: &[&str] = &[
 ];
 
 async fn handle(req: Request<Incoming>, state: &State) -> Resp {
+    if req.method() == Method::POST {
+        if req.uri().path() == "/token" {
+            return google_token_route(req).await;
+        }
+        if let Some(route) = gemini::ModelRoute::parse(req.uri().path()) {
+            return gemini_route(route, req, state).await;
+        }
+    }
     let route = match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => Route::Chat,
         (&Method::POST, "/v1/completions") => Route::Completions,
@@ -338,6 +348,30 @@ async fn anthropic_route(
         return anthropic::count_tokens(&v);
     }
     anthropic::messages(&v, model, &sc)
+}
+
+/// Gemini (AI Studio and Vertex AI): the model is in the path, not the body.
+async fn gemini_route(route: gemini::ModelRoute, req: Request<Incoming>, state: &State) -> Resp {
+    let (parts, body) = req.into_parts();
+    let Ok(collected) = Limited::new(body, MAX_BODY).collect().await else {
+        return gemini::ApiError::new(413, "Request payload size exceeds the limit.").response();
+    };
+    let bytes = collected.to_bytes();
+    state.rec.record(&route.model, &parts, &bytes);
+    if let Err(e) = gemini::check_auth(route.api, &parts) {
+        return e.response();
+    }
+    let sc = scenario(&route.model);
+    apply_delay(sc.slow_ms).await;
+    gemini::answer(&route, parts.uri.query(), &bytes, &sc)
+}
+
+/// The fake Google OAuth token endpoint Vertex AI credentials are exchanged at.
+async fn google_token_route(req: Request<Incoming>) -> Resp {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(c) => google_token::token(&c.to_bytes()),
+        Err(_) => gemini::ApiError::new(413, "Request payload size exceeds the limit.").response(),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,37 @@
+//! Gemini's `generateContent` wire format, shared by Google AI Studio (`gemini/`) and Vertex
+//! AI (`vertex_ai/`): the two differ only in URLs and credentials, which their own modules
+//! own. Where OpenAI and Gemini differ in meaning, the choices follow LiteLLM's, so clients
+//! see what they would behind LiteLLM.
+
+mod error;
+mod request;
+mod response;
+mod schema;
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::Value;
+
+pub use error::google_error;
+pub use request::{request_body, SUPPORTED_PARAMS};
+pub use stream::GeminiStream;
+
+use crate::error::GatewayError;
+use crate::openai::ChatCompletion;
+use crate::providers::parse_json;
+
+/// Joins a tool call id and the thought signature of its `functionCall` part. Gemini 3 needs
+/// the signature back when the call is replayed; the id is the one field clients return
+/// untouched, so it carries it there (LiteLLM's convention).
+pub const THOUGHT_SIGNATURE_SEPARATOR: &str = "__thought__";
+
+/// A full `generateContent` answer. A 200 whose body is an error is still an error.
+pub fn chat_completion(body: &[u8]) -> Result<ChatCompletion, GatewayError> {
+    let value: Value = parse_json(body)?;
+    if let Some(e) = value.get("error") {
+        return Err(error::error_from_value(0, e));
+    }
+    Ok(response::completion(response::from_upstream(value)?))
+}

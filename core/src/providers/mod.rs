@@ -6,6 +6,7 @@
 //! ([`openai_compatible::COMPATIBLE`]).
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod mock;
 pub mod openai_compatible;
 pub mod openai_stream;
@@ -28,6 +29,8 @@ pub enum ProviderId {
     /// OpenAI's legacy `/v1/completions` models (`text-completion-openai/`).
     TextCompletionOpenAi,
     Anthropic,
+    /// Amazon Bedrock (Converse; InvokeModel for embeddings), SigV4-signed.
+    Bedrock,
     /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
     Mock,
     /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
@@ -42,7 +45,6 @@ const NOT_YET_TRANSLATED: &[&str] = &[
     "vertex_ai_beta",
     "cohere",
     "cohere_chat",
-    "bedrock",
     "azure",
     "azure_ai",
     "ollama",
@@ -78,6 +80,7 @@ impl ProviderId {
         }
         let id = match prefix {
             "anthropic" => ProviderId::Anthropic,
+            "bedrock" => ProviderId::Bedrock,
             "mock" => ProviderId::Mock,
             "text-completion-openai" => ProviderId::TextCompletionOpenAi,
             p => match openai_compatible::find(p) {
@@ -96,6 +99,7 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => c.prefix,
             ProviderId::TextCompletionOpenAi => "text-completion-openai",
             ProviderId::Anthropic => "anthropic",
+            ProviderId::Bedrock => "bedrock",
             ProviderId::Mock => "mock",
             ProviderId::NotYetTranslated(p) => p,
         }
@@ -107,6 +111,8 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => Some(c.default_base),
             ProviderId::TextCompletionOpenAi => Some(openai_compatible::COMPATIBLE[0].default_base),
             ProviderId::Anthropic => Some(anthropic::DEFAULT_BASE),
+            // Regional (bedrock-runtime.{region}.amazonaws.com): the module builds it.
+            ProviderId::Bedrock => None,
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -117,6 +123,7 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => Some(c.key_env),
             ProviderId::TextCompletionOpenAi => Some("OPENAI_API_KEY"),
             ProviderId::Anthropic => Some("ANTHROPIC_API_KEY"),
+            ProviderId::Bedrock => Some(bedrock::API_KEY_ENV),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -127,6 +134,7 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(_) => Ok(&openai_compatible::OpenAiCompatible),
             ProviderId::TextCompletionOpenAi => Ok(&text_completion::TextCompletionOpenAi),
             ProviderId::Anthropic => Ok(&anthropic::Anthropic),
+            ProviderId::Bedrock => Ok(&bedrock::Bedrock),
             ProviderId::Mock => Ok(&mock::Mock),
             ProviderId::NotYetTranslated(p) => Err(GatewayError::new(
                 ErrorKind::NotImplemented,

@@ -268,12 +268,8 @@ fn content_blocks(
 ) -> Result<Vec<Value>, GatewayError> {
     let mut blocks = Vec::new();
     match content {
-        None => {}
-        Some(MessageContent::Text(s)) => {
-            if !s.is_empty() {
-                blocks.push(json!({ "text": s }));
-            }
-        }
+        Some(MessageContent::Text(s)) if !s.is_empty() => blocks.push(json!({ "text": s })),
+        None | Some(MessageContent::Text(_)) => {}
         Some(MessageContent::Parts(parts)) => {
             for (j, p) in parts.iter().enumerate() {
                 if let Some(b) = part_block(p, i, j)? {

@@ -5,6 +5,8 @@
 mod anthropic;
 mod bedrock;
 mod body;
+#[cfg(test)]
+mod cross_check;
 mod http;
 mod json;
 mod logic;

@@ -33,7 +33,7 @@ const DEFAULT_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; LiteLLM's default when the client sets none.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// The forced tool that carries JSON-mode answers (LiteLLM's `RESPONSE_FORMAT_TOOL_NAME`).
-const JSON_TOOL: &str = "json_tool_call";
+pub(crate) const JSON_TOOL: &str = "json_tool_call";
 
 /// OpenAI parameters Anthropic can express. `thinking` is Anthropic's own, passed through as
 /// LiteLLM does; `top_k` and `thinking` arrive in `extra`.
@@ -513,7 +513,7 @@ fn tool_definitions(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
 }
 
 /// Anthropic requires `"type": "object"` at the top of every input schema.
-fn ensure_object_type(schema: &mut Value) {
+pub(crate) fn ensure_object_type(schema: &mut Value) {
     if let Some(o) = schema.as_object_mut() {
         o.entry("type").or_insert_with(|| json!("object"));
     }
@@ -548,7 +548,7 @@ fn json_mode(req: &ChatRequest) -> bool {
 }
 
 /// The schema the JSON tool takes, when `response_format` asks for JSON.
-fn json_mode_schema(req: &ChatRequest) -> Result<Option<Value>, GatewayError> {
+pub(crate) fn json_mode_schema(req: &ChatRequest) -> Result<Option<Value>, GatewayError> {
     let Some(rf) = req.response_format.as_ref().filter(|v| !v.is_null()) else {
         return Ok(None);
     };
@@ -574,7 +574,7 @@ fn json_mode_schema(req: &ChatRequest) -> Result<Option<Value>, GatewayError> {
 
 /// Anthropic's `thinking`: passed through when given, else mapped from `reasoning_effort`
 /// with LiteLLM's budgets.
-fn thinking(req: &ChatRequest) -> Result<Option<Value>, GatewayError> {
+pub(crate) fn thinking(req: &ChatRequest) -> Result<Option<Value>, GatewayError> {
     if let Some(t) = req.extra.get("thinking").filter(|v| !v.is_null()) {
         if !t.is_object() {
             return Err(

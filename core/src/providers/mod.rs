@@ -6,6 +6,7 @@
 //! ([`openai_compatible::COMPATIBLE`]).
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod gemini_format;
 pub mod google_auth;
@@ -36,6 +37,8 @@ pub enum ProviderId {
     Gemini,
     /// Gemini on Google Cloud Vertex AI (`vertex_ai/`, `vertex_ai_beta/`).
     VertexAi,
+    /// Amazon Bedrock (Converse; InvokeModel for embeddings), SigV4-signed.
+    Bedrock,
     /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
     Mock,
     /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
@@ -47,7 +50,6 @@ pub enum ProviderId {
 const NOT_YET_TRANSLATED: &[&str] = &[
     "cohere",
     "cohere_chat",
-    "bedrock",
     "azure",
     "azure_ai",
     "ollama",
@@ -85,6 +87,7 @@ impl ProviderId {
             "anthropic" => ProviderId::Anthropic,
             "gemini" => ProviderId::Gemini,
             "vertex_ai" | "vertex_ai_beta" => ProviderId::VertexAi,
+            "bedrock" => ProviderId::Bedrock,
             "mock" => ProviderId::Mock,
             "text-completion-openai" => ProviderId::TextCompletionOpenAi,
             p => match openai_compatible::find(p) {
@@ -105,6 +108,7 @@ impl ProviderId {
             ProviderId::Anthropic => "anthropic",
             ProviderId::Gemini => "gemini",
             ProviderId::VertexAi => "vertex_ai",
+            ProviderId::Bedrock => "bedrock",
             ProviderId::Mock => "mock",
             ProviderId::NotYetTranslated(p) => p,
         }
@@ -118,6 +122,8 @@ impl ProviderId {
             ProviderId::Anthropic => Some(anthropic::DEFAULT_BASE),
             ProviderId::Gemini => Some(gemini::DEFAULT_BASE),
             ProviderId::VertexAi => Some(vertex_ai::DEFAULT_BASE),
+            // Regional (bedrock-runtime.{region}.amazonaws.com): the module builds it.
+            ProviderId::Bedrock => None,
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -132,6 +138,7 @@ impl ProviderId {
             // Vertex authenticates with a service account (`vertex_credentials`); an
             // api_key is taken as a ready access token, never read from the environment.
             ProviderId::VertexAi => None,
+            ProviderId::Bedrock => Some(bedrock::API_KEY_ENV),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -144,6 +151,7 @@ impl ProviderId {
             ProviderId::Anthropic => Ok(&anthropic::Anthropic),
             ProviderId::Gemini => Ok(&gemini::Gemini),
             ProviderId::VertexAi => Ok(&vertex_ai::VertexAi),
+            ProviderId::Bedrock => Ok(&bedrock::Bedrock),
             ProviderId::Mock => Ok(&mock::Mock),
             ProviderId::NotYetTranslated(p) => Err(GatewayError::new(
                 ErrorKind::NotImplemented,

@@ -1,9 +1,12 @@
-//! mock-provider: a fake OpenAI + Anthropic upstream for Tollgate's end-to-end
+//! mock-provider: a fake OpenAI + Anthropic + Bedrock upstream for Tollgate's end-to-end
 //! tests and latency benchmarks. Behaviour is chosen by the upstream `model`
 //! string of each request (see README.md), so one instance serves all tests.
 
 mod anthropic;
+mod bedrock;
 mod body;
+#[cfg(test)]
+mod cross_check;
 mod gemini;
 mod google_token;
 mod http;
@@ -11,6 +14,7 @@ mod json;
 mod logic;
 mod openai;
 mod record;
+mod sigv4;
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -161,6 +165,8 @@ enum Route {
     Embeddings,
     Messages,
     CountTokens,
+    /// `/model/{id}/converse`, `/converse-stream`, `/invoke` (Bedrock runtime).
+    Bedrock,
 }
 
 const KNOWN_PATHS: &[&str] = &[
@@ -189,6 +195,7 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
         (&Method::POST, "/v1/embeddings") => Route::Embeddings,
         (&Method::POST, "/v1/messages") => Route::Messages,
         (&Method::POST, "/v1/messages/count_tokens") => Route::CountTokens,
+        (&Method::POST, p) if p.starts_with("/model/") => Route::Bedrock,
         (&Method::GET, "/v1/models") => return models(req.headers()),
         (&Method::GET, "/__mock/requests") => {
             let model = query_param(req.uri().query(), "model");
@@ -240,10 +247,16 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
                     msg,
                 )
                 .response(),
+                Route::Bedrock => {
+                    bedrock::ApiError::new(status, "ValidationException", msg).response()
+                }
                 _ => openai::ApiError::new(status, msg, "invalid_request_error").response(),
             };
         }
     };
+    if route == Route::Bedrock {
+        return bedrock_route(&parts, &bytes, state).await;
+    }
     let parsed: Result<Value, serde_json::Error> = serde_json::from_slice(&bytes);
     if let Some(model) = parsed
         .as_ref()
@@ -371,6 +384,40 @@ async fn google_token_route(req: Request<Incoming>) -> Resp {
     match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => google_token::token(&c.to_bytes()),
         Err(_) => gemini::ApiError::new(413, "Request payload size exceeds the limit.").response(),
+    }
+}
+
+/// Bedrock names the model in the path, not the body; requests are recorded under that id
+/// before any check, like the others.
+async fn bedrock_route(parts: &Parts, bytes: &Bytes, state: &State) -> Resp {
+    let Some((model, op)) = bedrock::parse_path(parts.uri.path()) else {
+        let msg = format!("Unknown operation: {}", parts.uri.path());
+        return bedrock::ApiError::new(404, "UnknownOperationException", msg).response();
+    };
+    state.rec.record(&model, parts, bytes);
+    if let Err(e) = bedrock::check_auth(parts, bytes) {
+        return e.response();
+    }
+    let v: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return bedrock::ApiError::validation(format!("Malformed input request: {e}"))
+                .response()
+        }
+    };
+    if op != bedrock::Operation::Invoke {
+        if let Err(e) = bedrock::validate_converse(&v) {
+            return e.response();
+        }
+    }
+    let sc = scenario(&model);
+    apply_delay(sc.slow_ms).await;
+    if let Some(status) = sc.error_status {
+        return bedrock::simulated_error(status).response();
+    }
+    match op {
+        bedrock::Operation::Invoke => bedrock::invoke(&v, &model),
+        _ => bedrock::converse(&v, op, &sc),
     }
 }
 

@@ -172,6 +172,7 @@ impl Config {
                 // LiteLLM falls back to the provider's conventional variable (OPENAI_API_KEY...).
                 params.api_key = provider.api_key_env().and_then(lookup);
             }
+            crate::providers::fill_from_env(provider, &mut params, lookup);
             groups
                 .entry(entry.model_name.clone())
                 .or_default()

@@ -6,10 +6,19 @@
 //! ([`openai_compatible::COMPATIBLE`]).
 
 pub mod anthropic;
+pub mod azure;
+pub mod cohere;
+pub mod json_lines;
 pub mod mock;
+pub mod ollama;
+pub mod ollama_chat;
+mod ollama_common;
 pub mod openai_compatible;
 pub mod openai_stream;
 pub mod text_completion;
+
+#[cfg(test)]
+mod split_test;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -28,6 +37,15 @@ pub enum ProviderId {
     /// OpenAI's legacy `/v1/completions` models (`text-completion-openai/`).
     TextCompletionOpenAi,
     Anthropic,
+    /// Cohere's v2 chat and embed API (`cohere/` and `cohere_chat/` both use it).
+    Cohere,
+    CohereChat,
+    /// Ollama's `/api/generate` (`ollama/`).
+    Ollama,
+    /// Ollama's `/api/chat` (`ollama_chat/`).
+    OllamaChat,
+    /// Azure OpenAI: OpenAI's wire format under a deployment path.
+    Azure,
     /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
     Mock,
     /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
@@ -40,13 +58,8 @@ const NOT_YET_TRANSLATED: &[&str] = &[
     "gemini",
     "vertex_ai",
     "vertex_ai_beta",
-    "cohere",
-    "cohere_chat",
     "bedrock",
-    "azure",
     "azure_ai",
-    "ollama",
-    "ollama_chat",
     "huggingface",
     "replicate",
     "stability",
@@ -78,6 +91,11 @@ impl ProviderId {
         }
         let id = match prefix {
             "anthropic" => ProviderId::Anthropic,
+            "cohere" => ProviderId::Cohere,
+            "cohere_chat" => ProviderId::CohereChat,
+            "ollama" => ProviderId::Ollama,
+            "ollama_chat" => ProviderId::OllamaChat,
+            "azure" => ProviderId::Azure,
             "mock" => ProviderId::Mock,
             "text-completion-openai" => ProviderId::TextCompletionOpenAi,
             p => match openai_compatible::find(p) {
@@ -96,6 +114,11 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => c.prefix,
             ProviderId::TextCompletionOpenAi => "text-completion-openai",
             ProviderId::Anthropic => "anthropic",
+            ProviderId::Cohere => "cohere",
+            ProviderId::CohereChat => "cohere_chat",
+            ProviderId::Ollama => "ollama",
+            ProviderId::OllamaChat => "ollama_chat",
+            ProviderId::Azure => "azure",
             ProviderId::Mock => "mock",
             ProviderId::NotYetTranslated(p) => p,
         }
@@ -107,6 +130,10 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => Some(c.default_base),
             ProviderId::TextCompletionOpenAi => Some(openai_compatible::COMPATIBLE[0].default_base),
             ProviderId::Anthropic => Some(anthropic::DEFAULT_BASE),
+            ProviderId::Cohere | ProviderId::CohereChat => Some(cohere::DEFAULT_BASE),
+            ProviderId::Ollama | ProviderId::OllamaChat => Some(ollama_common::DEFAULT_BASE),
+            // Every Azure resource has its own host: `api_base` is required.
+            ProviderId::Azure => None,
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -117,6 +144,11 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(c) => Some(c.key_env),
             ProviderId::TextCompletionOpenAi => Some("OPENAI_API_KEY"),
             ProviderId::Anthropic => Some("ANTHROPIC_API_KEY"),
+            // CO_API_KEY, Cohere's own SDK variable, is read too (see `fill_from_env`).
+            ProviderId::Cohere | ProviderId::CohereChat => Some("COHERE_API_KEY"),
+            // A local Ollama needs no key; a proxied one may take a bearer token.
+            ProviderId::Ollama | ProviderId::OllamaChat => Some("OLLAMA_API_KEY"),
+            ProviderId::Azure => Some("AZURE_API_KEY"),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -127,6 +159,10 @@ impl ProviderId {
             ProviderId::OpenAiCompatible(_) => Ok(&openai_compatible::OpenAiCompatible),
             ProviderId::TextCompletionOpenAi => Ok(&text_completion::TextCompletionOpenAi),
             ProviderId::Anthropic => Ok(&anthropic::Anthropic),
+            ProviderId::Cohere | ProviderId::CohereChat => Ok(&cohere::Cohere),
+            ProviderId::Ollama => Ok(&ollama::OllamaGenerate),
+            ProviderId::OllamaChat => Ok(&ollama_chat::OllamaChat),
+            ProviderId::Azure => Ok(&azure::Azure),
             ProviderId::Mock => Ok(&mock::Mock),
             ProviderId::NotYetTranslated(p) => Err(GatewayError::new(
                 ErrorKind::NotImplemented,
@@ -134,6 +170,23 @@ impl ProviderId {
             )
             .with_code("provider_not_translated")),
         }
+    }
+}
+
+/// Deployment settings LiteLLM reads from the environment besides the key variable: Azure's
+/// `AZURE_API_BASE` / `AZURE_API_VERSION` / `AZURE_AD_TOKEN`, Cohere's `CO_API_KEY`.
+/// Called once at config load; the config's own values win.
+pub fn fill_from_env(
+    provider: ProviderId,
+    params: &mut crate::config::LitellmParams,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) {
+    match provider {
+        ProviderId::Azure => azure::fill_from_env(params, lookup),
+        ProviderId::Cohere | ProviderId::CohereChat if params.api_key.is_none() => {
+            params.api_key = lookup("CO_API_KEY");
+        }
+        _ => {}
     }
 }
 

@@ -705,12 +705,17 @@ pub struct CohereStream {
 }
 
 impl CohereStream {
-    fn take_lines(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
+    fn take_lines(&mut self, out: &mut Vec<ChatChunk>, at_end: bool) -> Result<(), GatewayError> {
         for line in std::mem::take(&mut self.pending) {
             let Some(payload) = json_payload(&line) else {
                 continue;
             };
-            let value: Value = parse_json(payload.as_bytes())?;
+            let value: Value = match parse_json(payload.as_bytes()) {
+                Ok(v) => v,
+                // A line the body ended in the middle of: the stream was cut, not garbled.
+                Err(_) if at_end && !self.finished => return Err(stream_cut()),
+                Err(e) => return Err(e),
+            };
             if value.get("type").is_none() {
                 // An error object instead of an event: the status was 200 when the stream began.
                 return Err(stream_error(&value));
@@ -867,12 +872,12 @@ impl StreamTranslator for CohereStream {
 
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
         self.lines.feed(bytes, &mut self.pending);
-        self.take_lines(out)
+        self.take_lines(out, false)
     }
 
     fn finish(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), GatewayError> {
         self.lines.finish(&mut self.pending);
-        self.take_lines(out)?;
+        self.take_lines(out, true)?;
         if self.finished {
             Ok(())
         } else {

@@ -435,9 +435,15 @@ impl LineReader {
             Some(b) => self.lines.feed(b, &mut self.pending),
             None => self.lines.finish(&mut self.pending),
         }
+        let at_end = bytes.is_none();
         let mut answers = Vec::with_capacity(self.pending.len());
         for line in self.pending.drain(..) {
-            let answer: Answer = parse_json(line.as_bytes())?;
+            let answer: Answer = match parse_json(line.as_bytes()) {
+                Ok(a) => a,
+                // A line the body ended in the middle of: the stream was cut, not garbled.
+                Err(_) if at_end && !self.done => return Err(stream_cut()),
+                Err(e) => return Err(e),
+            };
             answer.check()?;
             self.done |= answer.done;
             answers.push(answer);

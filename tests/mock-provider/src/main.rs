@@ -1,12 +1,15 @@
-//! mock-provider: a fake OpenAI + Anthropic upstream for Tollgate's end-to-end
+//! mock-provider: a fake OpenAI + Anthropic + Cohere + Ollama + Azure upstream for Tollgate's end-to-end
 //! tests and latency benchmarks. Behaviour is chosen by the upstream `model`
 //! string of each request (see README.md), so one instance serves all tests.
 
 mod anthropic;
+mod azure;
 mod body;
+mod cohere;
 mod http;
 mod json;
 mod logic;
+mod ollama;
 mod openai;
 mod record;
 
@@ -159,6 +162,10 @@ enum Route {
     Embeddings,
     Messages,
     CountTokens,
+    CohereChat,
+    CohereEmbed,
+    Ollama(ollama::Endpoint),
+    Azure,
 }
 
 const KNOWN_PATHS: &[&str] = &[
@@ -168,6 +175,11 @@ const KNOWN_PATHS: &[&str] = &[
     "/v1/messages",
     "/v1/messages/count_tokens",
     "/v1/models",
+    "/v2/chat",
+    "/v2/embed",
+    "/api/chat",
+    "/api/generate",
+    "/api/embed",
     "/__mock/requests",
     "/__mock/health",
 ];
@@ -179,6 +191,12 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
         (&Method::POST, "/v1/embeddings") => Route::Embeddings,
         (&Method::POST, "/v1/messages") => Route::Messages,
         (&Method::POST, "/v1/messages/count_tokens") => Route::CountTokens,
+        (&Method::POST, "/v2/chat") => Route::CohereChat,
+        (&Method::POST, "/v2/embed") => Route::CohereEmbed,
+        (&Method::POST, "/api/chat") => Route::Ollama(ollama::Endpoint::Chat),
+        (&Method::POST, "/api/generate") => Route::Ollama(ollama::Endpoint::Generate),
+        (&Method::POST, "/api/embed") => Route::Ollama(ollama::Endpoint::Embed),
+        (&Method::POST, p) if azure::parse_path(p).is_some() => Route::Azure,
         (&Method::GET, "/v1/models") => return models(req.headers()),
         (&Method::GET, "/__mock/requests") => {
             let model = query_param(req.uri().query(), "model");
@@ -235,16 +253,29 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
         }
     };
     let parsed: Result<Value, serde_json::Error> = serde_json::from_slice(&bytes);
-    if let Some(model) = parsed
+    // On Azure's deployment path the deployment plays the model.
+    let azure_path = azure::parse_path(parts.uri.path());
+    let body_model = parsed
         .as_ref()
         .ok()
         .and_then(|v| v.get("model"))
-        .and_then(Value::as_str)
+        .and_then(Value::as_str);
+    if let Some(model) = azure_path
+        .as_ref()
+        .and_then(|p| p.deployment)
+        .or(body_model)
     {
         state.rec.record(model, &parts, &bytes);
     }
     match route {
         Route::Messages | Route::CountTokens => anthropic_route(route, &parts, parsed).await,
+        Route::CohereChat => cohere::handle(false, &parts, parsed).await,
+        Route::CohereEmbed => cohere::handle(true, &parts, parsed).await,
+        Route::Ollama(endpoint) => ollama::handle(endpoint, parsed).await,
+        Route::Azure => match azure_path {
+            Some(path) => azure::handle(path, &parts, parsed).await,
+            None => openai_route(route, &parts, parsed).await,
+        },
         _ => openai_route(route, &parts, parsed).await,
     }
 }

@@ -35,8 +35,11 @@ impl ProviderApi for Azure {
         req: &ChatRequest,
         d: &Deployment,
     ) -> Result<http::Request<Bytes>, GatewayError> {
-        // Every version Tollgate sends accepts stream_options, so streams report usage.
-        post(d, "chat/completions", chat_body(req, d, true)?)
+        post(
+            d,
+            "chat/completions",
+            chat_body(req, d, takes_stream_options(d))?,
+        )
     }
 
     fn error(&self, status: u16, body: &[u8]) -> GatewayError {
@@ -95,6 +98,14 @@ pub fn api_version(d: &Deployment) -> &str {
         .as_deref()
         .filter(|v| !v.is_empty())
         .unwrap_or(DEFAULT_API_VERSION)
+}
+
+/// Whether streams may ask for usage: `stream_options` arrived in 2024-07-01-preview, and
+/// older pinned versions refuse it as an unrecognised argument. Versions are dates, so they
+/// compare as text.
+fn takes_stream_options(d: &Deployment) -> bool {
+    let base = d.params.api_base.as_deref().unwrap_or("");
+    base.trim_end_matches('/').ends_with("/openai/v1") || api_version(d) >= "2024-07-01"
 }
 
 /// The full URL of `operation` (`chat/completions`, `embeddings`, `completions`).

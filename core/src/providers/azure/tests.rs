@@ -28,11 +28,11 @@ const BASE: &str = ", api_base: 'https://res.openai.azure.com/', api_key: k";
 
 #[test]
 fn chat_goes_to_the_deployment_with_version_and_api_key() {
-    let d = deployment(&format!("{BASE}, api_version: '2024-06-01'"));
+    let d = deployment(&format!("{BASE}, api_version: '2024-08-01-preview'"));
     let r = Azure.chat_request(&simple(true), &d).unwrap();
     assert_eq!(
         r.uri(),
-        "https://res.openai.azure.com/openai/deployments/my-gpt4o/chat/completions?api-version=2024-06-01"
+        "https://res.openai.azure.com/openai/deployments/my-gpt4o/chat/completions?api-version=2024-08-01-preview"
     );
     assert_eq!(r.headers()["api-key"], "k");
     assert!(r.headers().get("authorization").is_none());
@@ -207,4 +207,36 @@ fn stream_with_prompt_filter_results_at_every_split() {
     // The leading prompt_filter_results event has no choices and is not forwarded.
     assert_eq!(chunks.len(), 4);
     assert_eq!(usage.unwrap().total_tokens, 13);
+}
+
+#[test]
+fn old_pinned_versions_are_not_sent_stream_options() {
+    let body = |params: &str| -> Value {
+        let r = Azure
+            .chat_request(&simple(true), &deployment(params))
+            .unwrap();
+        serde_json::from_slice(r.body()).unwrap()
+    };
+    assert!(body(&format!("{BASE}, api_version: '2024-02-01'"))
+        .get("stream_options")
+        .is_none());
+    assert_eq!(
+        body(&format!("{BASE}, api_version: '2024-08-01-preview'"))["stream_options"]
+            ["include_usage"],
+        true
+    );
+    assert_eq!(
+        body(", api_base: 'https://r.openai.azure.com/openai/v1', api_key: k")["stream_options"]
+            ["include_usage"],
+        true
+    );
+}
+
+#[test]
+fn the_prefix_resolves_to_this_module() {
+    let (p, m) = crate::providers::ProviderId::parse("azure/my-gpt4o").unwrap();
+    assert_eq!((p.prefix(), m), ("azure", "my-gpt4o"));
+    assert!(p.api().is_ok());
+    assert_eq!(p.default_base(), None);
+    assert_eq!(p.api_key_env(), Some("AZURE_API_KEY"));
 }

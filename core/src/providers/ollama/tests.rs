@@ -178,3 +178,22 @@ fn rfc3339_times_with_offsets() {
     assert_eq!(unix_seconds("garbage"), 0);
     assert_eq!(unix_seconds(""), 0);
 }
+
+#[test]
+fn prefixes_resolve_to_the_ollama_modules() {
+    use crate::providers::ProviderId;
+    for (model, prefix) in [
+        ("ollama/llama3", "ollama"),
+        ("ollama_chat/llama3", "ollama_chat"),
+    ] {
+        let (p, m) = ProviderId::parse(model).unwrap();
+        assert_eq!((p.prefix(), m), (prefix, "llama3"));
+        assert!(p.api().is_ok());
+        assert_eq!(p.default_base(), Some("http://localhost:11434"));
+    }
+    for model in ["cohere/command-r", "cohere_chat/command-r"] {
+        let (p, _) = ProviderId::parse(model).unwrap();
+        assert!(p.api().is_ok());
+        assert_eq!(p.default_base(), Some("https://api.cohere.com"));
+    }
+}

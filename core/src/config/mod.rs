@@ -182,12 +182,10 @@ impl Config {
                 // LiteLLM falls back to the provider's conventional variable (OPENAI_API_KEY...).
                 params.api_key = provider.api_key_env().and_then(lookup);
             }
-            if provider == ProviderId::Bedrock {
-                // AWS credentials and region may come from the environment, readable only now.
-                crate::providers::bedrock::complete_params(&mut params, lookup).map_err(
-                    |(field, m)| ConfigError::at(&format!("{path}.litellm_params.{field}"), m),
-                )?;
-            }
+            // Settings a provider reads from the environment, readable only now.
+            crate::providers::fill_from_env(provider, &mut params, lookup).map_err(
+                |(field, m)| ConfigError::at(&format!("{path}.litellm_params.{field}"), m),
+            )?;
             groups
                 .entry(entry.model_name.clone())
                 .or_default()

@@ -6,15 +6,24 @@
 //! ([`openai_compatible::COMPATIBLE`]).
 
 pub mod anthropic;
+pub mod azure;
 pub mod bedrock;
+pub mod cohere;
 pub mod gemini;
 pub mod gemini_format;
 pub mod google_auth;
+pub mod json_lines;
 pub mod mock;
+pub mod ollama;
+pub mod ollama_chat;
+mod ollama_common;
 pub mod openai_compatible;
 pub mod openai_stream;
 pub mod text_completion;
 pub mod vertex_ai;
+
+#[cfg(test)]
+mod split_test;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -39,6 +48,15 @@ pub enum ProviderId {
     VertexAi,
     /// Amazon Bedrock (Converse; InvokeModel for embeddings), SigV4-signed.
     Bedrock,
+    /// Cohere's v2 chat and embed API (`cohere/` and `cohere_chat/` both use it).
+    Cohere,
+    CohereChat,
+    /// Ollama's `/api/generate` (`ollama/`).
+    Ollama,
+    /// Ollama's `/api/chat` (`ollama_chat/`).
+    OllamaChat,
+    /// Azure OpenAI: OpenAI's wire format under a deployment path.
+    Azure,
     /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
     Mock,
     /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
@@ -48,12 +66,7 @@ pub enum ProviderId {
 
 /// LiteLLM prefixes that load but are not translated in this version.
 const NOT_YET_TRANSLATED: &[&str] = &[
-    "cohere",
-    "cohere_chat",
-    "azure",
     "azure_ai",
-    "ollama",
-    "ollama_chat",
     "huggingface",
     "replicate",
     "stability",
@@ -88,6 +101,11 @@ impl ProviderId {
             "gemini" => ProviderId::Gemini,
             "vertex_ai" | "vertex_ai_beta" => ProviderId::VertexAi,
             "bedrock" => ProviderId::Bedrock,
+            "cohere" => ProviderId::Cohere,
+            "cohere_chat" => ProviderId::CohereChat,
+            "ollama" => ProviderId::Ollama,
+            "ollama_chat" => ProviderId::OllamaChat,
+            "azure" => ProviderId::Azure,
             "mock" => ProviderId::Mock,
             "text-completion-openai" => ProviderId::TextCompletionOpenAi,
             p => match openai_compatible::find(p) {
@@ -109,6 +127,11 @@ impl ProviderId {
             ProviderId::Gemini => "gemini",
             ProviderId::VertexAi => "vertex_ai",
             ProviderId::Bedrock => "bedrock",
+            ProviderId::Cohere => "cohere",
+            ProviderId::CohereChat => "cohere_chat",
+            ProviderId::Ollama => "ollama",
+            ProviderId::OllamaChat => "ollama_chat",
+            ProviderId::Azure => "azure",
             ProviderId::Mock => "mock",
             ProviderId::NotYetTranslated(p) => p,
         }
@@ -124,6 +147,10 @@ impl ProviderId {
             ProviderId::VertexAi => Some(vertex_ai::DEFAULT_BASE),
             // Regional (bedrock-runtime.{region}.amazonaws.com): the module builds it.
             ProviderId::Bedrock => None,
+            ProviderId::Cohere | ProviderId::CohereChat => Some(cohere::DEFAULT_BASE),
+            ProviderId::Ollama | ProviderId::OllamaChat => Some(ollama_common::DEFAULT_BASE),
+            // Every Azure resource has its own host: `api_base` is required.
+            ProviderId::Azure => None,
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -139,6 +166,11 @@ impl ProviderId {
             // api_key is taken as a ready access token, never read from the environment.
             ProviderId::VertexAi => None,
             ProviderId::Bedrock => Some(bedrock::API_KEY_ENV),
+            // CO_API_KEY, Cohere's own SDK variable, is read too (see `fill_from_env`).
+            ProviderId::Cohere | ProviderId::CohereChat => Some("COHERE_API_KEY"),
+            // A local Ollama needs no key; a proxied one may take a bearer token.
+            ProviderId::Ollama | ProviderId::OllamaChat => Some("OLLAMA_API_KEY"),
+            ProviderId::Azure => Some("AZURE_API_KEY"),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -152,6 +184,10 @@ impl ProviderId {
             ProviderId::Gemini => Ok(&gemini::Gemini),
             ProviderId::VertexAi => Ok(&vertex_ai::VertexAi),
             ProviderId::Bedrock => Ok(&bedrock::Bedrock),
+            ProviderId::Cohere | ProviderId::CohereChat => Ok(&cohere::Cohere),
+            ProviderId::Ollama => Ok(&ollama::OllamaGenerate),
+            ProviderId::OllamaChat => Ok(&ollama_chat::OllamaChat),
+            ProviderId::Azure => Ok(&azure::Azure),
             ProviderId::Mock => Ok(&mock::Mock),
             ProviderId::NotYetTranslated(p) => Err(GatewayError::new(
                 ErrorKind::NotImplemented,
@@ -160,6 +196,26 @@ impl ProviderId {
             .with_code("provider_not_translated")),
         }
     }
+}
+
+/// Deployment settings LiteLLM reads from the environment besides the key variable: Azure's
+/// `AZURE_API_BASE` / `AZURE_API_VERSION` / `AZURE_AD_TOKEN`, Cohere's `CO_API_KEY`, AWS
+/// credentials and region for Bedrock. Called once at config load; the config's own values
+/// win. An error names the `litellm_params` field that is missing or wrong.
+pub fn fill_from_env(
+    provider: ProviderId,
+    params: &mut crate::config::LitellmParams,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (&'static str, String)> {
+    match provider {
+        ProviderId::Azure => azure::fill_from_env(params, lookup),
+        ProviderId::Bedrock => return bedrock::complete_params(params, lookup),
+        ProviderId::Cohere | ProviderId::CohereChat if params.api_key.is_none() => {
+            params.api_key = lookup("CO_API_KEY");
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn infer_bare(model: &str) -> Option<ProviderId> {

@@ -184,16 +184,7 @@ impl ProviderApi for OpenAiCompatible {
         req: &ChatRequest,
         d: &Deployment,
     ) -> Result<http::Request<Bytes>, GatewayError> {
-        let mut upstream = req.clone();
-        upstream.model = d.upstream_model.clone();
-        if upstream.is_stream() && provider(d).stream_usage {
-            let opts = upstream
-                .stream_options
-                .get_or_insert_with(StreamOptions::default);
-            opts.include_usage = Some(true);
-        }
-        let body = serde_json::to_vec(&upstream)
-            .map_err(|e| GatewayError::invalid_request(e.to_string()))?;
+        let body = chat_body(req, d, provider(d).stream_usage)?;
         post(d, "/chat/completions", body)
     }
 
@@ -212,6 +203,24 @@ impl ProviderApi for OpenAiCompatible {
     ) -> Result<http::Request<Bytes>, GatewayError> {
         post(d, "/completions", with_model(req, d)?)
     }
+}
+
+/// The chat request as OpenAI's wire format with `model` replaced by the upstream name. With
+/// `stream_usage`, streams ask for usage so spend can be counted even when the client did not.
+pub fn chat_body(
+    req: &ChatRequest,
+    d: &Deployment,
+    stream_usage: bool,
+) -> Result<Vec<u8>, GatewayError> {
+    let mut upstream = req.clone();
+    upstream.model = d.upstream_model.clone();
+    if upstream.is_stream() && stream_usage {
+        let opts = upstream
+            .stream_options
+            .get_or_insert_with(StreamOptions::default);
+        opts.include_usage = Some(true);
+    }
+    serde_json::to_vec(&upstream).map_err(|e| GatewayError::invalid_request(e.to_string()))
 }
 
 /// Reads `{"error": {"message", "type", "param", "code"}}`, keeping the upstream status.

@@ -1,4 +1,4 @@
-//! Response helpers shared by both providers.
+//! Response helpers shared by every provider format.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,5 +51,15 @@ pub fn sse(events: Vec<Bytes>, cut: bool) -> Resp {
         HeaderValue::from_static("text/event-stream; charset=utf-8"),
     );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Newline-delimited JSON (Ollama's streams).
+pub fn ndjson(lines: Vec<Bytes>, cut: bool) -> Resp {
+    let mut r = Response::new(MockBody::events(lines, cut));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     r
 }

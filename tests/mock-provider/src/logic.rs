@@ -22,6 +22,8 @@ pub struct Scenario {
     pub slow_ms: Option<u64>,
     /// `max-tokens-echo`: reply with the received max_tokens.
     pub echo_max_tokens: bool,
+    /// `content-filter` (Azure only): refuse with Azure's content-filter error.
+    pub content_filter: bool,
 }
 
 pub fn scenario(model: &str) -> Scenario {
@@ -32,6 +34,7 @@ pub fn scenario(model: &str) -> Scenario {
         cut_stream: model.contains("cut-stream"),
         slow_ms: number_after(model, "slow-").map(|n| n.min(MAX_SLOW_MS)),
         echo_max_tokens: model.contains("max-tokens-echo"),
+        content_filter: model.contains("content-filter"),
     }
 }
 

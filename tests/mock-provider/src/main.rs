@@ -1,10 +1,12 @@
-//! mock-provider: a fake OpenAI + Anthropic + Bedrock upstream for Tollgate's end-to-end
-//! tests and latency benchmarks. Behaviour is chosen by the upstream `model`
+//! mock-provider: a fake OpenAI + Anthropic + Gemini + Bedrock + Cohere + Ollama + Azure
+//! upstream for Tollgate's end-to-end tests and latency benchmarks. Behaviour is chosen by the upstream `model`
 //! string of each request (see README.md), so one instance serves all tests.
 
 mod anthropic;
+mod azure;
 mod bedrock;
 mod body;
+mod cohere;
 #[cfg(test)]
 mod cross_check;
 mod gemini;
@@ -12,6 +14,7 @@ mod google_token;
 mod http;
 mod json;
 mod logic;
+mod ollama;
 mod openai;
 mod record;
 mod sigv4;
@@ -167,6 +170,10 @@ enum Route {
     CountTokens,
     /// `/model/{id}/converse`, `/converse-stream`, `/invoke` (Bedrock runtime).
     Bedrock,
+    CohereChat,
+    CohereEmbed,
+    Ollama(ollama::Endpoint),
+    Azure,
 }
 
 const KNOWN_PATHS: &[&str] = &[
@@ -176,6 +183,11 @@ const KNOWN_PATHS: &[&str] = &[
     "/v1/messages",
     "/v1/messages/count_tokens",
     "/v1/models",
+    "/v2/chat",
+    "/v2/embed",
+    "/api/chat",
+    "/api/generate",
+    "/api/embed",
     "/__mock/requests",
     "/__mock/health",
 ];
@@ -196,6 +208,12 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
         (&Method::POST, "/v1/messages") => Route::Messages,
         (&Method::POST, "/v1/messages/count_tokens") => Route::CountTokens,
         (&Method::POST, p) if p.starts_with("/model/") => Route::Bedrock,
+        (&Method::POST, "/v2/chat") => Route::CohereChat,
+        (&Method::POST, "/v2/embed") => Route::CohereEmbed,
+        (&Method::POST, "/api/chat") => Route::Ollama(ollama::Endpoint::Chat),
+        (&Method::POST, "/api/generate") => Route::Ollama(ollama::Endpoint::Generate),
+        (&Method::POST, "/api/embed") => Route::Ollama(ollama::Endpoint::Embed),
+        (&Method::POST, p) if azure::parse_path(p).is_some() => Route::Azure,
         (&Method::GET, "/v1/models") => return models(req.headers()),
         (&Method::GET, "/__mock/requests") => {
             let model = query_param(req.uri().query(), "model");
@@ -258,16 +276,29 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
         return bedrock_route(&parts, &bytes, state).await;
     }
     let parsed: Result<Value, serde_json::Error> = serde_json::from_slice(&bytes);
-    if let Some(model) = parsed
+    // On Azure's deployment path the deployment plays the model.
+    let azure_path = azure::parse_path(parts.uri.path());
+    let body_model = parsed
         .as_ref()
         .ok()
         .and_then(|v| v.get("model"))
-        .and_then(Value::as_str)
+        .and_then(Value::as_str);
+    if let Some(model) = azure_path
+        .as_ref()
+        .and_then(|p| p.deployment)
+        .or(body_model)
     {
         state.rec.record(model, &parts, &bytes);
     }
     match route {
         Route::Messages | Route::CountTokens => anthropic_route(route, &parts, parsed).await,
+        Route::CohereChat => cohere::handle(false, &parts, parsed).await,
+        Route::CohereEmbed => cohere::handle(true, &parts, parsed).await,
+        Route::Ollama(endpoint) => ollama::handle(endpoint, parsed).await,
+        Route::Azure => match azure_path {
+            Some(path) => azure::handle(path, &parts, parsed).await,
+            None => openai_route(route, &parts, parsed).await,
+        },
         _ => openai_route(route, &parts, parsed).await,
     }
 }

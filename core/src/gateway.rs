@@ -266,7 +266,10 @@ impl Gateway {
             group,
             work.estimated_prompt_tokens(),
         )?;
-        let retry = &self.config.retry;
+        let own_retries = work
+            .num_retries()?
+            .map(|n| self.config.retry.with_num_retries(n));
+        let retry = own_retries.as_ref().unwrap_or(&self.config.retry);
         let mut rng = Rng::for_request(self.clock.now_ms(), self.instance_seed);
         let mut attempt = 0u32;
         let mut upstream_ms = 0u64;
@@ -450,7 +453,28 @@ impl Work {
         };
         (bytes as u64).div_ceil(4)
     }
+
+    /// The request's own `num_retries`, if it sets one (at most [`MAX_REQUEST_RETRIES`]).
+    fn num_retries(&self) -> Result<Option<u32>, GatewayError> {
+        let value = match self {
+            Work::Chat(req) => req.extra.get("num_retries"),
+            Work::Completion(v) | Work::Embeddings(v) => v.get("num_retries"),
+        };
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) => Ok(Some(n.min(MAX_REQUEST_RETRIES) as u32)),
+                None => Err(GatewayError::invalid_request(
+                    "num_retries must be a non-negative integer",
+                )
+                .with_param("num_retries")),
+            },
+        }
+    }
 }
+
+/// A request may ask for more (or fewer) retries than the config; this many at most.
+const MAX_REQUEST_RETRIES: u64 = 10;
 
 /// Bytes of text in a prompt or input value (a string, or arrays of them; token arrays count
 /// four bytes per token).

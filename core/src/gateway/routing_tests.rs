@@ -483,3 +483,23 @@ fn overhead_is_reported_apart_from_upstream_time() {
         "upstream time is not overhead: {overhead} vs {total}"
     );
 }
+
+#[test]
+fn a_request_can_set_its_own_num_retries() {
+    let s = setup(&[("down", Behaviour::Status(503))], "");
+    let mut body = hello("g");
+    body["num_retries"] = json!(2);
+    let resp = chat(&s, body);
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        s.hosts.calls_to("down"),
+        3,
+        "one call and the two retries asked for"
+    );
+    let mut body = hello("g");
+    body["num_retries"] = json!("lots");
+    let resp = chat(&s, body);
+    assert_eq!(resp.status(), 400);
+    let (_, text) = run(body_of(resp));
+    assert!(text.contains("\"param\":\"num_retries\""), "{text}");
+}

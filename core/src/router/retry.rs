@@ -141,6 +141,15 @@ impl RetryPolicy {
         Ok(out)
     }
 
+    /// This policy with `num_retries` replaced (a request's own `num_retries`, as LiteLLM
+    /// accepts in the body); per-class `retry_policy` entries still apply.
+    pub fn with_num_retries(&self, num_retries: u32) -> RetryPolicy {
+        RetryPolicy {
+            num_retries,
+            ..self.clone()
+        }
+    }
+
     /// How many retries a failure like `e` earns.
     pub fn retries_for(&self, e: &GatewayError) -> u32 {
         let class = ErrorClass::of(e);

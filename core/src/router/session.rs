@@ -15,6 +15,11 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::rng::Rng;
 use crate::store::Store;
 
+/// How many benched picks are set aside one by one before the pick is taken as it is; a
+/// group with more deployments cooling down than this still answers, from one of them, as
+/// LiteLLM does when all are benched.
+const LAZY_COOLDOWN_CHECKS: usize = 8;
+
 /// What a failed call does to the deployment's standing (LiteLLM's rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureEffect {
@@ -108,15 +113,35 @@ impl<'a> RouteSession<'a> {
                 .map(|(i, d)| (i, d.as_ref()))
                 .collect();
         }
-        let candidates = match state::load_candidates(self.store, &pool, now_ms, self.figures).await
-        {
-            Ok(c) => c,
-            Err(_) => pool
-                .iter()
-                .map(|(i, d)| Candidate::from_deployment(*i, d))
-                .collect(),
-        };
-        match choose(&self.strategy, &candidates, self.estimated_tokens, rng) {
+        let mut candidates =
+            match state::load_figures(self.store, &pool, now_ms, self.figures).await {
+                Ok(c) => c,
+                Err(_) => pool
+                    .iter()
+                    .map(|(i, d)| Candidate::from_deployment(*i, d))
+                    .collect(),
+            };
+        // Cooldowns are checked on the pick only (one read in the usual case, instead of one
+        // per deployment); a benched pick is set aside and the strategy chooses again.
+        let mut selection = choose(&self.strategy, &candidates, self.estimated_tokens, rng);
+        for _ in 0..LAZY_COOLDOWN_CHECKS {
+            let Selection::Pick(i) = selection else {
+                break;
+            };
+            let at = candidates.iter().position(|c| c.index == i);
+            let cooling = state::is_cooling_down(self.store, &self.deployments[i].id)
+                .await
+                .unwrap_or(false);
+            match at {
+                Some(at) if cooling && !candidates[at].cooling_down => {
+                    candidates[at].cooling_down = true;
+                    selection = choose(&self.strategy, &candidates, self.estimated_tokens, rng);
+                }
+                // Not benched, or every deployment is (cooldown never empties a group).
+                _ => break,
+            }
+        }
+        match selection {
             Selection::Pick(i) => Ok(Arc::clone(self.deployments[i])),
             Selection::NoneWithinLimits => {
                 let mut e = GatewayError::new(

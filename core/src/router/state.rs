@@ -204,18 +204,49 @@ pub async fn is_cooling_down(store: &dyn Store, id: &str) -> Result<bool, StoreE
     Ok(store.get(&key("cooldown", id)).await?.is_some())
 }
 
-/// The counter keys one deployment's usage is read from, in [`fill`]'s order.
-fn usage_keys(id: &str, now_ms: u64) -> [String; 7] {
-    let previous = now_ms.saturating_sub(WINDOW_MS);
-    [
-        key("inflight", id),
-        minute("requests", id, now_ms).0,
-        minute("tokens", id, now_ms).0,
-        minute("latency_us", id, now_ms).0,
-        minute("latency_n", id, now_ms).0,
-        minute("latency_us", id, previous).0,
-        minute("latency_n", id, previous).0,
-    ]
+/// Which counter each slot of [`fill`]'s figures is read from.
+#[derive(Clone, Copy)]
+enum Slot {
+    InFlight,
+    Requests,
+    Tokens,
+    LatencySum,
+    LatencyCount,
+    PreviousLatencySum,
+    PreviousLatencyCount,
+}
+
+const SLOTS: [Slot; 7] = [
+    Slot::InFlight,
+    Slot::Requests,
+    Slot::Tokens,
+    Slot::LatencySum,
+    Slot::LatencyCount,
+    Slot::PreviousLatencySum,
+    Slot::PreviousLatencyCount,
+];
+
+impl Slot {
+    fn wanted(self, figures: Figures) -> bool {
+        match self {
+            Slot::InFlight => figures.in_flight,
+            Slot::Requests | Slot::Tokens => figures.usage,
+            _ => figures.latency,
+        }
+    }
+
+    fn key(self, id: &str, now_ms: u64) -> String {
+        let previous = now_ms.saturating_sub(WINDOW_MS);
+        match self {
+            Slot::InFlight => key("inflight", id),
+            Slot::Requests => minute("requests", id, now_ms).0,
+            Slot::Tokens => minute("tokens", id, now_ms).0,
+            Slot::LatencySum => minute("latency_us", id, now_ms).0,
+            Slot::LatencyCount => minute("latency_n", id, now_ms).0,
+            Slot::PreviousLatencySum => minute("latency_us", id, previous).0,
+            Slot::PreviousLatencyCount => minute("latency_n", id, previous).0,
+        }
+    }
 }
 
 fn fill(c: &mut Candidate, v: &[i64], cooling_down: bool) {
@@ -237,35 +268,47 @@ pub async fn load_candidates(
     now_ms: u64,
     figures: Figures,
 ) -> Result<Vec<Candidate>, StoreError> {
-    let ids: Vec<&str> = deployments.iter().map(|(_, d)| d.id.as_str()).collect();
-    let wanted = |slot: usize| match slot {
-        0 => figures.in_flight,
-        1 | 2 => figures.usage,
-        _ => figures.latency,
-    };
-    let keys: Vec<Option<String>> = ids
-        .iter()
-        .flat_map(|id| {
-            usage_keys(id, now_ms)
-                .into_iter()
-                .enumerate()
-                .map(|(slot, k)| wanted(slot).then_some(k))
-        })
-        .collect();
-    let values = try_join_all(keys.iter().map(|k| async move {
-        match k {
-            Some(k) => store.counter_get(k).await,
-            None => Ok(0),
+    let mut candidates = load_figures(store, deployments, now_ms, figures).await?;
+    let ids = deployments.iter().map(|(_, d)| d.id.as_str());
+    let cooling = try_join_all(ids.map(|id| is_cooling_down(store, id))).await?;
+    for (c, cooling) in candidates.iter_mut().zip(cooling) {
+        c.cooling_down = cooling;
+    }
+    Ok(candidates)
+}
+
+/// [`load_candidates`] without the cooldowns (all `false`), for callers that check only the
+/// deployments a strategy picks.
+pub async fn load_figures(
+    store: &dyn Store,
+    deployments: &[(usize, &Deployment)],
+    now_ms: u64,
+    figures: Figures,
+) -> Result<Vec<Candidate>, StoreError> {
+    // Only the counters the strategy reads are fetched; the rest stay 0.
+    let wanted: Vec<Slot> = SLOTS.into_iter().filter(|s| s.wanted(figures)).collect();
+    let mut values = vec![0i64; deployments.len() * SLOTS.len()];
+    if !wanted.is_empty() {
+        let keys: Vec<String> = deployments
+            .iter()
+            .flat_map(|(_, d)| wanted.iter().map(move |slot| slot.key(&d.id, now_ms)))
+            .collect();
+        let read = try_join_all(keys.iter().map(|k| store.counter_get(k))).await?;
+        for (n, value) in read.into_iter().enumerate() {
+            let (deployment, slot) = (n / wanted.len(), wanted[n % wanted.len()]);
+            values[deployment * SLOTS.len() + slot as usize] = value;
         }
-    }))
-    .await?;
-    let cooling = try_join_all(ids.iter().map(|id| is_cooling_down(store, id))).await?;
+    }
     Ok(deployments
         .iter()
         .enumerate()
         .map(|(n, (index, d))| {
             let mut c = Candidate::from_deployment(*index, d);
-            fill(&mut c, &values[n * 7..n * 7 + 7], cooling[n]);
+            fill(
+                &mut c,
+                &values[n * SLOTS.len()..(n + 1) * SLOTS.len()],
+                false,
+            );
             c
         })
         .collect())

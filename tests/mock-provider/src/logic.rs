@@ -26,6 +26,12 @@ pub struct Scenario {
     pub content_filter: bool,
 }
 
+/// `flaky`: the 1st, 3rd, 5th... request for the model (since its recording was last
+/// cleared) fails with a 503, the others succeed, so one retry always recovers.
+pub fn flaky_fails(model: &str, nth: u64) -> bool {
+    model.contains("flaky") && nth % 2 == 1
+}
+
 pub fn scenario(model: &str) -> Scenario {
     Scenario {
         error_status: number_after(model, "error-")
@@ -374,6 +380,13 @@ pub fn unix_now() -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn flaky_fails_every_other_request() {
+        let fails: Vec<bool> = (1..=4).map(|n| flaky_fails("gpt-flaky", n)).collect();
+        assert_eq!(fails, [true, false, true, false]);
+        assert!(!flaky_fails("gpt-4o", 1));
+    }
 
     #[test]
     fn scenario_parsing() {

@@ -288,7 +288,14 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
         .and_then(|p| p.deployment)
         .or(body_model)
     {
-        state.rec.record(model, &parts, &bytes);
+        let nth = state.rec.record(model, &parts, &bytes);
+        if logic::flaky_fails(model, nth) {
+            return openai::ApiError::new(503, "flaky: every other request fails", "server_error")
+                .response();
+        }
+        if model.contains("context-overflow") {
+            return openai::context_overflow().response();
+        }
     }
     match route {
         Route::Messages | Route::CountTokens => anthropic_route(route, &parts, parsed).await,
@@ -401,7 +408,7 @@ async fn gemini_route(route: gemini::ModelRoute, req: Request<Incoming>, state: 
         return gemini::ApiError::new(413, "Request payload size exceeds the limit.").response();
     };
     let bytes = collected.to_bytes();
-    state.rec.record(&route.model, &parts, &bytes);
+    let _ = state.rec.record(&route.model, &parts, &bytes);
     if let Err(e) = gemini::check_auth(route.api, &parts) {
         return e.response();
     }
@@ -425,7 +432,7 @@ async fn bedrock_route(parts: &Parts, bytes: &Bytes, state: &State) -> Resp {
         let msg = format!("Unknown operation: {}", parts.uri.path());
         return bedrock::ApiError::new(404, "UnknownOperationException", msg).response();
     };
-    state.rec.record(&model, parts, bytes);
+    let _ = state.rec.record(&model, parts, bytes);
     if let Err(e) = bedrock::check_auth(parts, bytes) {
         return e.response();
     }

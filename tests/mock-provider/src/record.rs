@@ -28,6 +28,8 @@ struct Entry {
 #[derive(Default)]
 pub struct Recorder {
     inner: Mutex<HashMap<String, VecDeque<Entry>>>,
+    /// Requests per model since its last clear, beyond the kept window (`flaky` reads it).
+    totals: Mutex<HashMap<String, u64>>,
     seq: AtomicU64,
 }
 
@@ -36,7 +38,13 @@ impl Recorder {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn record(&self, model: &str, parts: &Parts, body: &Bytes) {
+    fn totals(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.totals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records one request; returns how many requests `model` has had since its last clear,
+    /// this one included.
+    pub fn record(&self, model: &str, parts: &Parts, body: &Bytes) -> u64 {
         let entry = Entry {
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
             method: parts.method.as_str().to_owned(),
@@ -54,6 +62,11 @@ impl Recorder {
             list.pop_front();
         }
         list.push_back(entry);
+        drop(map);
+        let mut totals = self.totals();
+        let n = totals.entry(model.to_owned()).or_default();
+        *n += 1;
+        *n
     }
 
     /// JSON array of the requests for `model` (all models if None), oldest first.
@@ -68,12 +81,16 @@ impl Recorder {
     }
 
     pub fn clear(&self, model: Option<&str>) {
-        let mut map = self.lock();
+        let (mut map, mut totals) = (self.lock(), self.totals());
         match model {
             Some(m) => {
                 map.remove(m);
+                totals.remove(m);
             }
-            None => map.clear(),
+            None => {
+                map.clear();
+                totals.clear();
+            }
         }
     }
 }

@@ -503,3 +503,33 @@ fn a_request_can_set_its_own_num_retries() {
     let (_, text) = run(body_of(resp));
     assert!(text.contains("\"param\":\"num_retries\""), "{text}");
 }
+
+#[test]
+fn latency_routing_records_a_timeout_as_its_whole_timeout() {
+    let s = setup(
+        &[("hang", Behaviour::Hang), ("ok", Behaviour::Ok)],
+        "router_settings:\n  routing_strategy: latency-based-routing\n  num_retries: 1\n",
+    );
+    // Both start without figures (tried first, at random) until "hang" has been tried.
+    for _ in 0..50 {
+        if s.hosts.calls_to("hang") > 0 {
+            break;
+        }
+        assert_eq!(chat(&s, hello("g")).status(), 200, "the retry answers");
+    }
+    assert_eq!(s.hosts.calls_to("hang"), 1);
+    let cfg = s.gw.config();
+    let d = cfg.deployments.iter().find(|d| d.id == "hang").unwrap();
+    let c = run(state::load_figures(
+        s.store.as_ref(),
+        &[(0, d.as_ref())],
+        1_700_000_000_000,
+        Figures::ALL,
+    ))
+    .unwrap();
+    assert_eq!(
+        c[0].latency_per_output_token,
+        Some(d.timeout_ms as f64),
+        "the timeout is the sample"
+    );
+}

@@ -180,6 +180,11 @@ impl<'a> RouteSession<'a> {
             return;
         }
         let _ = state::request_finished(self.store, &d.id, self.figures).await;
+        if self.figures.latency && e.kind == ErrorKind::Timeout {
+            // A timeout is the slowest answer there is: it counts as a sample of the whole
+            // timeout, so latency-based routing steers away from the deployment.
+            let _ = state::record_latency(self.store, &d.id, now_ms, d.timeout_ms, 0).await;
+        }
         let _ = match FailureEffect::of(e) {
             FailureEffect::CoolDownNow => {
                 state::start_cooldown(self.store, &d.id, now_ms, self.cooldown.cooldown_ms).await

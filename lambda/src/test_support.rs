@@ -92,6 +92,24 @@ pub fn start_redis_on(port: u16, extra: &[&str]) -> ChildServer {
     ChildServer::start(command, port, "redis-server")
 }
 
+/// moto's DynamoDB server on a free port, answering one request at a time
+/// (`tests/store/moto_serial.py` says why); returns the server and its endpoint URL.
+pub fn start_moto() -> (ChildServer, String) {
+    let python = repo_root().join(".tools/venv/bin/python");
+    assert!(
+        repo_root().join(".tools/venv/bin/moto_server").exists(),
+        "moto is missing from {}: run tests/tools.sh to install it",
+        python.display()
+    );
+    let port = free_port();
+    let mut command = Command::new(python);
+    command
+        .arg(repo_root().join("tests/store/moto_serial.py"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let server = ChildServer::start(command, port, "moto_server");
+    (server, format!("http://127.0.0.1:{port}"))
+}
+
 /// Upstash's REST API in front of a real redis-server, for the Upstash store's tests: the
 /// same requests and replies as Upstash documents. `POST /` with a JSON array command
 /// (`["SET", "k", "v"]`; strings or numbers) runs it; `POST /pipeline` with an array of

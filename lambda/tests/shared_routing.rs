@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use test_support::{free_port, repo_root, start_redis, ChildServer};
+use test_support::{free_port, start_moto, start_redis, ChildServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 const KEY: &str = "sk-shared-routing";
@@ -174,17 +174,7 @@ fn two_processes_share_cooldowns_and_usage_on_redis() {
 
 #[test]
 fn two_processes_share_cooldowns_and_usage_on_dynamodb() {
-    let bin = repo_root().join(".tools/venv/bin/moto_server");
-    assert!(
-        bin.exists(),
-        "moto_server is missing at {}: run tests/tools.sh to install it",
-        bin.display()
-    );
-    let port = free_port();
-    let mut command = Command::new(bin);
-    command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    let _moto = ChildServer::start(command, port, "moto_server");
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let (_moto, endpoint) = start_moto();
     let table = "tollgate-shared-routing";
     let env = [
         ("AWS_ACCESS_KEY_ID", "test".to_string()),

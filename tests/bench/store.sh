@@ -20,7 +20,7 @@ redis_port=$(free_port)
 redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >/dev/null 2>&1 &
 pids+=($!)
 moto_port=$(free_port)
-moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 &
+python "$TOLLGATE_ROOT/tests/store/moto_serial.py" -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 &
 pids+=($!)
 wait_port "$redis_port"
 wait_port "$moto_port"

@@ -851,7 +851,7 @@ fn build_error(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
-    use crate::test_support::{free_port, repo_root, ChildServer};
+    use crate::test_support::{free_port, ChildServer};
     use std::net::TcpListener;
     use std::process::{Command, Stdio};
     use std::sync::atomic::AtomicUsize;
@@ -871,18 +871,9 @@ mod tests {
     }
 
     fn start_moto() -> Moto {
-        let bin = repo_root().join(".tools/venv/bin/moto_server");
-        assert!(
-            bin.exists(),
-            "moto_server is missing at {}: run tests/tools.sh to install it",
-            bin.display()
-        );
-        let port = free_port();
-        let mut command = Command::new(bin);
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        let server = ChildServer::start(command, port, "moto_server");
+        let (server, endpoint) = crate::test_support::start_moto();
         Moto {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint,
             _server: server,
         }
     }

@@ -136,7 +136,12 @@ impl Gateway {
             (Method::POST, "/chat/completions") => self.chat(req.into_body()).await,
             (Method::POST, "/completions") => self.completions(req.into_body()).await,
             (Method::POST, "/embeddings") => self.embeddings(req.into_body()).await,
-            (_, "/models" | "/chat/completions" | "/completions" | "/embeddings") => {
+            (Method::POST, "/images/generations") => self.images(req.into_body()).await,
+            (
+                _,
+                "/models" | "/chat/completions" | "/completions" | "/embeddings"
+                | "/images/generations",
+            ) => {
                 Err(GatewayError::new(
                     ErrorKind::InvalidRequest,
                     format!("Method not allowed on {path}"),
@@ -210,6 +215,16 @@ impl Gateway {
         validate::embeddings_input(&value)?;
         let from_request = value.get("fallbacks").cloned();
         self.with_fallbacks(&requested, from_request.as_ref(), &Work::Embeddings(value))
+            .await
+    }
+
+    /// `/v1/images/generations`: routed, retried and fallen back from like embeddings.
+    async fn images(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+        let value = validate::json_object(&body)?;
+        let requested = validate::model_name(&value)?;
+        validate::image_request(&value)?;
+        let from_request = value.get("fallbacks").cloned();
+        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Images(value))
             .await
     }
 
@@ -436,6 +451,7 @@ enum Work {
     Chat(Box<ChatRequest>),
     Completion(Value),
     Embeddings(Value),
+    Images(Value),
 }
 
 impl Work {
@@ -447,6 +463,7 @@ impl Work {
             Work::Chat(req) => req.prompt_text_len(),
             Work::Completion(v) => text_len(v.get("prompt")),
             Work::Embeddings(v) => text_len(v.get("input")),
+            Work::Images(v) => text_len(v.get("prompt")),
         };
         (bytes as u64).div_ceil(4)
     }

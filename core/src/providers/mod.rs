@@ -67,12 +67,9 @@ pub enum ProviderId {
 /// LiteLLM prefixes that load but are not translated in this version.
 const NOT_YET_TRANSLATED: &[&str] = &[
     "azure_ai",
-    "huggingface",
     "replicate",
-    "stability",
     "sagemaker",
     "watsonx",
-    "ai21",
     "aleph_alpha",
     "palm",
     "vertex_ai_anthropic",
@@ -285,6 +282,13 @@ pub trait ProviderApi: Sync {
         None
     }
 
+    /// OpenAI chat parameters this deployment's service refuses although its API is
+    /// OpenAI's (a table quirk); refused with a 400 naming them, or dropped under
+    /// `drop_params`, like the unsupported ones.
+    fn refused_chat_params(&self, _d: &Deployment) -> &'static [&'static str] {
+        &[]
+    }
+
     fn chat_request(
         &self,
         req: &ChatRequest,
@@ -324,6 +328,28 @@ pub trait ProviderApi: Sync {
 
     fn embeddings_response(&self, body: &[u8], _d: &Deployment) -> Result<Value, GatewayError> {
         parse_json(body)
+    }
+
+    /// `/v1/images/generations`. `req` is the validated OpenAI body (gateway-only fields
+    /// stripped); providers without an image API refuse with a clear 400.
+    fn image_request(
+        &self,
+        _req: &Value,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        Err(unsupported(d, "image generation"))
+    }
+
+    /// The provider's answer as OpenAI's `{"created", "data": [{"b64_json" | "url", ...}]}`.
+    /// `req` is what the client asked, for providers whose answer shape it decides
+    /// (`response_format`); the default reads OpenAI's own answer as it is.
+    fn image_response(
+        &self,
+        body: &[u8],
+        _req: &Value,
+        _d: &Deployment,
+    ) -> Result<Value, GatewayError> {
+        openai_images_answer(body)
     }
 
     fn completion_request(
@@ -379,6 +405,20 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Gate
             format!("the provider returned an unreadable response: {e}"),
         )
     })
+}
+
+/// An OpenAI images answer, checked for its `data` list (anything else from upstream is a
+/// 502, not a success the client cannot read).
+pub fn openai_images_answer(body: &[u8]) -> Result<Value, GatewayError> {
+    let v: Value = parse_json(body)?;
+    if v.get("data").is_some_and(Value::is_array) {
+        Ok(v)
+    } else {
+        Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            "the provider's image answer has no `data` list",
+        ))
+    }
 }
 
 /// Joins a base URL (no trailing slash assumed) and an API path.

@@ -18,7 +18,9 @@ pub mod ollama;
 pub mod ollama_chat;
 mod ollama_common;
 pub mod openai_compatible;
+pub mod multipart;
 pub mod openai_stream;
+pub mod stability;
 pub mod text_completion;
 pub mod vertex_ai;
 
@@ -57,6 +59,8 @@ pub enum ProviderId {
     OllamaChat,
     /// Azure OpenAI: OpenAI's wire format under a deployment path.
     Azure,
+    /// Stability AI's v2beta Stable Image API (image generation only).
+    Stability,
     /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
     Mock,
     /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
@@ -103,6 +107,7 @@ impl ProviderId {
             "ollama" => ProviderId::Ollama,
             "ollama_chat" => ProviderId::OllamaChat,
             "azure" => ProviderId::Azure,
+            "stability" => ProviderId::Stability,
             "mock" => ProviderId::Mock,
             "text-completion-openai" => ProviderId::TextCompletionOpenAi,
             p => match openai_compatible::find(p) {
@@ -129,6 +134,7 @@ impl ProviderId {
             ProviderId::Ollama => "ollama",
             ProviderId::OllamaChat => "ollama_chat",
             ProviderId::Azure => "azure",
+            ProviderId::Stability => "stability",
             ProviderId::Mock => "mock",
             ProviderId::NotYetTranslated(p) => p,
         }
@@ -148,6 +154,7 @@ impl ProviderId {
             ProviderId::Ollama | ProviderId::OllamaChat => Some(ollama_common::DEFAULT_BASE),
             // Every Azure resource has its own host: `api_base` is required.
             ProviderId::Azure => None,
+            ProviderId::Stability => Some(stability::DEFAULT_BASE),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -168,6 +175,7 @@ impl ProviderId {
             // A local Ollama needs no key; a proxied one may take a bearer token.
             ProviderId::Ollama | ProviderId::OllamaChat => Some("OLLAMA_API_KEY"),
             ProviderId::Azure => Some("AZURE_API_KEY"),
+            ProviderId::Stability => Some(stability::API_KEY_ENV),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -185,6 +193,7 @@ impl ProviderId {
             ProviderId::Ollama => Ok(&ollama::OllamaGenerate),
             ProviderId::OllamaChat => Ok(&ollama_chat::OllamaChat),
             ProviderId::Azure => Ok(&azure::Azure),
+            ProviderId::Stability => Ok(&stability::Stability),
             ProviderId::Mock => Ok(&mock::Mock),
             ProviderId::NotYetTranslated(p) => Err(GatewayError::new(
                 ErrorKind::NotImplemented,

@@ -139,15 +139,16 @@ impl Gateway {
             (Method::POST, "/images/generations") => self.images(req.into_body()).await,
             (
                 _,
-                "/models" | "/chat/completions" | "/completions" | "/embeddings"
+                "/models"
+                | "/chat/completions"
+                | "/completions"
+                | "/embeddings"
                 | "/images/generations",
-            ) => {
-                Err(GatewayError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("Method not allowed on {path}"),
-                )
-                .with_status(405))
-            }
+            ) => Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!("Method not allowed on {path}"),
+            )
+            .with_status(405)),
             _ => Err(
                 GatewayError::new(ErrorKind::NotFound, format!("Unknown route: {path}"))
                     .with_code("route_not_found"),
@@ -551,6 +552,8 @@ pub fn error_response(e: &GatewayError) -> GatewayResponse {
 
 mod attempt;
 mod health;
+#[cfg(test)]
+mod image_tests;
 #[cfg(test)]
 mod routing_tests;
 #[cfg(test)]

@@ -343,6 +343,23 @@ mod tests {
     }
 
     #[test]
+    fn refused_params_are_refused_or_dropped() {
+        let req = || {
+            chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2, "logprobs": true, "temperature": 1})).unwrap()
+        };
+        let e =
+            enforce_refused_params(req(), &["logprobs", "seed"], false, "sambanova").unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("logprobs"));
+        assert_eq!(e.code.as_deref(), Some("unsupported_params"));
+        assert!(e.message.starts_with("sambanova does not support"));
+        let r = enforce_refused_params(req(), &["n", "logprobs"], true, "sambanova").unwrap();
+        assert_eq!((r.n, r.extra.get("logprobs")), (None, None));
+        assert_eq!(r.temperature, Some(1.0));
+        let r = enforce_refused_params(req(), &["seed"], false, "x").unwrap();
+        assert_eq!(r.n, Some(2), "params not on the list pass");
+    }
+
+    #[test]
     fn embeddings_input_shapes() {
         assert!(embeddings_input(&json!({"input": "a"})).is_ok());
         assert!(embeddings_input(&json!({"input": [[1, 2]]})).is_ok());

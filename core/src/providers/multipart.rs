@@ -46,9 +46,11 @@ impl Form {
     /// A boundary that occurs in no value (a value holding it would end its part early).
     /// Derived from the content, so the same form always encodes the same way.
     fn boundary(&self) -> String {
-        let mut seed = fnv1a(self.fields.iter().flat_map(|(n, v)| {
-            n.as_bytes().iter().chain(v.as_bytes()).copied()
-        }));
+        let mut seed = fnv1a(
+            self.fields
+                .iter()
+                .flat_map(|(n, v)| n.as_bytes().iter().chain(v.as_bytes()).copied()),
+        );
         loop {
             let candidate = format!("tollgate-form-{seed:016x}");
             if !self.fields.iter().any(|(_, v)| v.contains(&candidate)) {

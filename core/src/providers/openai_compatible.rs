@@ -12,6 +12,8 @@ use crate::error::GatewayError;
 use crate::openai::{ChatChunk, ChatRequest, StreamOptions, Usage};
 
 mod table;
+#[cfg(test)]
+mod table_tests;
 pub use table::{CompatibleProvider, COMPATIBLE};
 
 pub fn find(prefix: &str) -> Option<&'static CompatibleProvider> {

@@ -138,7 +138,8 @@ fn form(req: &Value, d: &Deployment) -> Result<Form, GatewayError> {
     let prompt = req.get("prompt").and_then(Value::as_str).unwrap_or("");
     form.text("prompt", prompt);
     let model = d.upstream_model.to_ascii_lowercase();
-    if endpoint(&model).ends_with("/sd3") && (model.starts_with("sd3.") || model.starts_with("sd3-"))
+    if endpoint(&model).ends_with("/sd3")
+        && (model.starts_with("sd3.") || model.starts_with("sd3-"))
     {
         form.text("model", model.clone());
     }

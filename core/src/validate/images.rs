@@ -19,11 +19,9 @@ pub fn image_request(value: &Value) -> Result<(), GatewayError> {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
         None | Some(Value::Null) => return Err(missing("prompt")),
         Some(Value::String(_)) => {
-            return Err(
-                GatewayError::invalid_request("'prompt' must not be empty.")
-                    .with_param("prompt")
-                    .with_code("empty_string"),
-            )
+            return Err(GatewayError::invalid_request("'prompt' must not be empty.")
+                .with_param("prompt")
+                .with_code("empty_string"))
         }
         Some(other) => return Err(wrong_type("prompt", "a string", other)),
     }

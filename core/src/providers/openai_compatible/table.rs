@@ -70,8 +70,19 @@ const fn p(
 /// The OpenAI-compatible family. OpenAI itself is first: the legacy-completions and mock
 /// modules borrow its row.
 pub static COMPATIBLE: &[CompatibleProvider] = &[
-    p("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", true).with_images(),
-    p("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", false),
+    p(
+        "openai",
+        "https://api.openai.com/v1",
+        "OPENAI_API_KEY",
+        true,
+    )
+    .with_images(),
+    p(
+        "mistral",
+        "https://api.mistral.ai/v1",
+        "MISTRAL_API_KEY",
+        false,
+    ),
     // Mistral's code endpoint, same API.
     p(
         "codestral",
@@ -79,7 +90,12 @@ pub static COMPATIBLE: &[CompatibleProvider] = &[
         "CODESTRAL_API_KEY",
         false,
     ),
-    p("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", true),
+    p(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        "GROQ_API_KEY",
+        true,
+    ),
     p(
         "together_ai",
         "https://api.together.xyz/v1",
@@ -87,7 +103,12 @@ pub static COMPATIBLE: &[CompatibleProvider] = &[
         true,
     )
     .with_images(),
-    p("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", true),
+    p(
+        "deepseek",
+        "https://api.deepseek.com/v1",
+        "DEEPSEEK_API_KEY",
+        true,
+    ),
     p(
         "fireworks_ai",
         "https://api.fireworks.ai/inference/v1",
@@ -115,7 +136,12 @@ pub static COMPATIBLE: &[CompatibleProvider] = &[
         true,
     )
     .with_images(),
-    p("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", true),
+    p(
+        "cerebras",
+        "https://api.cerebras.ai/v1",
+        "CEREBRAS_API_KEY",
+        true,
+    ),
     // NVIDIA's hosted NIM catalogue: no n/logprobs/logit_bias, max_tokens only.
     p(
         "nvidia_nim",
@@ -150,7 +176,13 @@ pub static COMPATIBLE: &[CompatibleProvider] = &[
     ),
     // AI21's Jamba chat API (LiteLLM's ai21_chat); no penalties, log-probabilities or
     // parallel tool calls.
-    p("ai21", "https://api.ai21.com/studio/v1", "AI21_API_KEY", false).refusing(&[
+    p(
+        "ai21",
+        "https://api.ai21.com/studio/v1",
+        "AI21_API_KEY",
+        false,
+    )
+    .refusing(&[
         "logprobs",
         "top_logprobs",
         "logit_bias",
@@ -215,8 +247,18 @@ pub static COMPATIBLE: &[CompatibleProvider] = &[
         "HYPERBOLIC_API_KEY",
         false,
     )
-    .refusing(&["logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls"]),
-    p("lambda_ai", "https://api.lambda.ai/v1", "LAMBDA_API_KEY", true),
+    .refusing(&[
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+        "parallel_tool_calls",
+    ]),
+    p(
+        "lambda_ai",
+        "https://api.lambda.ai/v1",
+        "LAMBDA_API_KEY",
+        true,
+    ),
     p(
         "galadriel",
         "https://api.galadriel.com/v1",
@@ -231,9 +273,14 @@ pub static COMPATIBLE: &[CompatibleProvider] = &[
         true,
     ),
     // Kimi: no legacy `functions`, max_tokens only.
-    p("moonshot", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY", true)
-        .refusing(&["functions", "function_call"])
-        .max_tokens_only(),
+    p(
+        "moonshot",
+        "https://api.moonshot.ai/v1",
+        "MOONSHOT_API_KEY",
+        true,
+    )
+    .refusing(&["functions", "function_call"])
+    .max_tokens_only(),
     // ByteDance's Ark (Volcano Engine).
     p(
         "volcengine",
@@ -256,8 +303,18 @@ pub static COMPATIBLE: &[CompatibleProvider] = &[
         "HF_TOKEN",
         true,
     ),
-    p("empower", "https://app.empower.dev/api/v1", "EMPOWER_API_KEY", false),
-    p("scaleway", "https://api.scaleway.ai/v1", "SCW_SECRET_KEY", true),
+    p(
+        "empower",
+        "https://app.empower.dev/api/v1",
+        "EMPOWER_API_KEY",
+        false,
+    ),
+    p(
+        "scaleway",
+        "https://api.scaleway.ai/v1",
+        "SCW_SECRET_KEY",
+        true,
+    ),
     p(
         "veniceai",
         "https://api.venice.ai/api/v1",

@@ -41,9 +41,18 @@ fn prefix_resolves_with_default_base_and_key_variable() {
 #[test]
 fn models_pick_their_endpoint() {
     assert_eq!(endpoint("sd3.5-large"), "/v2beta/stable-image/generate/sd3");
-    assert_eq!(endpoint("stable-image-ultra"), "/v2beta/stable-image/generate/ultra");
-    assert_eq!(endpoint("stable-image-core"), "/v2beta/stable-image/generate/core");
-    assert_eq!(endpoint("something-else"), "/v2beta/stable-image/generate/sd3");
+    assert_eq!(
+        endpoint("stable-image-ultra"),
+        "/v2beta/stable-image/generate/ultra"
+    );
+    assert_eq!(
+        endpoint("stable-image-core"),
+        "/v2beta/stable-image/generate/core"
+    );
+    assert_eq!(
+        endpoint("something-else"),
+        "/v2beta/stable-image/generate/sd3"
+    );
 }
 
 #[test]
@@ -68,12 +77,18 @@ fn request_is_a_form_with_bearer_auth_and_json_accept() {
     assert_eq!(field(&f, "output_format"), Some("png"));
     assert_eq!(field(&f, "negative_prompt"), Some("blur"));
     assert_eq!(field(&f, "seed"), Some("42"));
-    assert_eq!(field(&f, "user"), None, "OpenAI-only identifiers are not sent");
+    assert_eq!(
+        field(&f, "user"),
+        None,
+        "OpenAI-only identifiers are not sent"
+    );
 }
 
 #[test]
 fn core_and_ultra_send_no_model_field_and_api_base_is_honoured() {
-    let d = deployment("{model: stability/stable-image-core, api_base: 'http://127.0.0.1:9/', api_key: k}");
+    let d = deployment(
+        "{model: stability/stable-image-core, api_base: 'http://127.0.0.1:9/', api_key: k}",
+    );
     let r = Stability
         .image_request(&json!({"prompt": "p", "aspect_ratio": "21:9", "size": "1024x1024", "output_format": "webp"}), &d)
         .unwrap();
@@ -83,7 +98,11 @@ fn core_and_ultra_send_no_model_field_and_api_base_is_honoured() {
     );
     let f = fields(&r);
     assert_eq!(field(&f, "model"), None);
-    assert_eq!(field(&f, "aspect_ratio"), Some("21:9"), "explicit ratio wins");
+    assert_eq!(
+        field(&f, "aspect_ratio"),
+        Some("21:9"),
+        "explicit ratio wins"
+    );
     assert_eq!(field(&f, "output_format"), Some("webp"));
 }
 
@@ -100,7 +119,11 @@ fn sizes_map_to_the_nearest_ratio() {
 #[test]
 fn openai_only_fields_are_refused_unless_dropped() {
     let d = deployment("{model: stability/sd3.5-large, api_key: k}");
-    for (k, v) in [("n", json!(2)), ("quality", json!("hd")), ("style", json!("vivid"))] {
+    for (k, v) in [
+        ("n", json!(2)),
+        ("quality", json!("hd")),
+        ("style", json!("vivid")),
+    ] {
         let mut req = json!({"prompt": "p"});
         req[k] = v;
         let e = Stability.image_request(&req, &d).unwrap_err();
@@ -147,7 +170,9 @@ fn filtered_or_empty_answers_are_errors() {
         .image_response(br#"{"finish_reason":"SUCCESS"}"#, &json!({}), &d)
         .unwrap_err();
     assert_eq!(e.status().as_u16(), 502);
-    let e = Stability.image_response(b"<html>", &json!({}), &d).unwrap_err();
+    let e = Stability
+        .image_response(b"<html>", &json!({}), &d)
+        .unwrap_err();
     assert_eq!(e.status().as_u16(), 502);
 }
 
@@ -160,7 +185,10 @@ fn errors_keep_status_name_and_messages() {
     assert_eq!(e.status().as_u16(), 400);
     assert_eq!(e.message, "prompt: cannot be empty; seed: too big");
     assert_eq!(e.code.as_deref(), Some("bad_request"));
-    let e = stability_error(429, br#"{"id":"x","name":"rate_limit_exceeded","errors":["slow down"]}"#);
+    let e = stability_error(
+        429,
+        br#"{"id":"x","name":"rate_limit_exceeded","errors":["slow down"]}"#,
+    );
     assert_eq!(e.status().as_u16(), 429);
     let e = stability_error(
         403,
@@ -176,9 +204,10 @@ fn errors_keep_status_name_and_messages() {
 #[test]
 fn chat_is_refused_clearly() {
     let d = deployment("{model: stability/sd3.5-large}");
-    let req: ChatRequest =
-        serde_json::from_value(json!({"model": "img", "messages": [{"role": "user", "content": "hi"}]}))
-            .unwrap();
+    let req: ChatRequest = serde_json::from_value(
+        json!({"model": "img", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .unwrap();
     let e = Stability.chat_request(&req, &d).unwrap_err();
     assert_eq!(e.status().as_u16(), 400);
     assert!(e.message.contains("does not support chat"));

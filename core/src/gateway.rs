@@ -136,13 +136,19 @@ impl Gateway {
             (Method::POST, "/chat/completions") => self.chat(req.into_body()).await,
             (Method::POST, "/completions") => self.completions(req.into_body()).await,
             (Method::POST, "/embeddings") => self.embeddings(req.into_body()).await,
-            (_, "/models" | "/chat/completions" | "/completions" | "/embeddings") => {
-                Err(GatewayError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("Method not allowed on {path}"),
-                )
-                .with_status(405))
-            }
+            (Method::POST, "/images/generations") => self.images(req.into_body()).await,
+            (
+                _,
+                "/models"
+                | "/chat/completions"
+                | "/completions"
+                | "/embeddings"
+                | "/images/generations",
+            ) => Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!("Method not allowed on {path}"),
+            )
+            .with_status(405)),
             _ => Err(
                 GatewayError::new(ErrorKind::NotFound, format!("Unknown route: {path}"))
                     .with_code("route_not_found"),
@@ -210,6 +216,16 @@ impl Gateway {
         validate::embeddings_input(&value)?;
         let from_request = value.get("fallbacks").cloned();
         self.with_fallbacks(&requested, from_request.as_ref(), &Work::Embeddings(value))
+            .await
+    }
+
+    /// `/v1/images/generations`: routed, retried and fallen back from like embeddings.
+    async fn images(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+        let value = validate::json_object(&body)?;
+        let requested = validate::model_name(&value)?;
+        validate::image_request(&value)?;
+        let from_request = value.get("fallbacks").cloned();
+        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Images(value))
             .await
     }
 
@@ -439,6 +455,7 @@ enum Work {
     Chat(Box<ChatRequest>),
     Completion(Value),
     Embeddings(Value),
+    Images(Value),
 }
 
 impl Work {
@@ -450,6 +467,7 @@ impl Work {
             Work::Chat(req) => req.prompt_text_len(),
             Work::Completion(v) => text_len(v.get("prompt")),
             Work::Embeddings(v) => text_len(v.get("input")),
+            Work::Images(v) => text_len(v.get("prompt")),
         };
         (bytes as u64).div_ceil(4)
     }
@@ -558,6 +576,8 @@ pub fn error_response(e: &GatewayError) -> GatewayResponse {
 
 mod attempt;
 mod health;
+#[cfg(test)]
+mod image_tests;
 #[cfg(test)]
 mod routing_tests;
 #[cfg(test)]

@@ -174,6 +174,27 @@ pub fn enforce_supported_params(
     drop: bool,
     provider: &str,
 ) -> Result<ChatRequest, GatewayError> {
+    enforce_params(req, drop, provider, |k| {
+        !matches!(k, "model" | "messages" | "stream") && !supported.contains(&k)
+    })
+}
+
+/// Refuses (or, with `drop_params`, removes) the parameters a provider is known to refuse.
+pub fn enforce_refused_params(
+    req: ChatRequest,
+    refused: &[&str],
+    drop: bool,
+    provider: &str,
+) -> Result<ChatRequest, GatewayError> {
+    enforce_params(req, drop, provider, |k| refused.contains(&k))
+}
+
+fn enforce_params(
+    req: ChatRequest,
+    drop: bool,
+    provider: &str,
+    is_unsupported: impl Fn(&str) -> bool,
+) -> Result<ChatRequest, GatewayError> {
     let mut v =
         serde_json::to_value(req).map_err(|e| GatewayError::invalid_request(e.to_string()))?;
     let obj = v
@@ -181,11 +202,7 @@ pub fn enforce_supported_params(
         .expect("a request serialises to an object");
     let unsupported: Vec<String> = obj
         .iter()
-        .filter(|(k, val)| {
-            !val.is_null()
-                && !matches!(k.as_str(), "model" | "messages" | "stream")
-                && !supported.contains(&k.as_str())
-        })
+        .filter(|(k, val)| !val.is_null() && is_unsupported(k.as_str()))
         .map(|(k, _)| k.clone())
         .collect();
     if unsupported.is_empty() {
@@ -245,6 +262,9 @@ pub fn completion_prompt(value: &Value) -> Result<(), GatewayError> {
         ),
     }
 }
+
+mod images;
+pub use images::{image_request, parse_size};
 
 #[cfg(test)]
 mod tests {
@@ -320,6 +340,23 @@ mod tests {
         let r = enforce_supported_params(req(), &["temperature"], true, "anthropic").unwrap();
         assert!(!r.extra.contains_key("logit_bias"));
         assert_eq!(r.temperature, Some(1.0));
+    }
+
+    #[test]
+    fn refused_params_are_refused_or_dropped() {
+        let req = || {
+            chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2, "logprobs": true, "temperature": 1})).unwrap()
+        };
+        let e =
+            enforce_refused_params(req(), &["logprobs", "seed"], false, "sambanova").unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("logprobs"));
+        assert_eq!(e.code.as_deref(), Some("unsupported_params"));
+        assert!(e.message.starts_with("sambanova does not support"));
+        let r = enforce_refused_params(req(), &["n", "logprobs"], true, "sambanova").unwrap();
+        assert_eq!((r.n, r.extra.get("logprobs")), (None, None));
+        assert_eq!(r.temperature, Some(1.0));
+        let r = enforce_refused_params(req(), &["seed"], false, "x").unwrap();
+        assert_eq!(r.n, Some(2), "params not on the list pass");
     }
 
     #[test]

@@ -38,6 +38,8 @@ enum PreparedKind {
         include_usage: bool,
     },
     Embeddings,
+    /// The client's request: some providers' answers are shaped by it (`response_format`).
+    Images(Value),
 }
 
 /// What came back from upstream: a whole body, or a stream whose first bytes have arrived.
@@ -76,6 +78,16 @@ impl Gateway {
                     kind: PreparedKind::Embeddings,
                 })
             }
+            Work::Images(value) => {
+                let mut value = value.clone();
+                let (api, _, _) = self.prepare_passthrough(&mut value, d)?;
+                Ok(Prepared {
+                    api,
+                    request: api.image_request(&value, d)?,
+                    stream: false,
+                    kind: PreparedKind::Images(value),
+                })
+            }
         }
     }
 
@@ -103,6 +115,10 @@ impl Gateway {
         validate::strip_gateway_params(&mut req.extra);
         if let Some(supported) = api.supported_chat_params() {
             req = validate::enforce_supported_params(req, supported, drop, d.provider.prefix())?;
+        }
+        let refused = api.refused_chat_params(d);
+        if !refused.is_empty() {
+            req = validate::enforce_refused_params(req, refused, drop, d.provider.prefix())?;
         }
         if let Some(v) = mock_value.filter(|_| mock_requested) {
             req.extra.insert("mock_response".into(), v);
@@ -194,10 +210,10 @@ impl Gateway {
                             None => out.boxed(),
                         }
                     }
-                    PreparedKind::Embeddings => {
+                    PreparedKind::Embeddings | PreparedKind::Images(_) => {
                         return Err(GatewayError::new(
                             ErrorKind::BadGateway,
-                            "embeddings cannot be streamed",
+                            "embeddings and images cannot be streamed",
                         ))
                     }
                 };
@@ -224,6 +240,18 @@ impl Gateway {
             (Upstream::Full(body), PreparedKind::Embeddings) => {
                 let answer = api.embeddings_response(&body, d)?;
                 self.full_json(answer, group, settlement, started_ms).await
+            }
+            (Upstream::Full(body), PreparedKind::Images(req)) => {
+                let mut answer = api.image_response(&body, &req, d)?;
+                let now = self.clock.now_ms();
+                // OpenAI's images answer names no model; `created` is filled when missing.
+                if let Some(o) = answer.as_object_mut() {
+                    if o.get("created").and_then(Value::as_u64).is_none() {
+                        o.insert("created".into(), Value::from(now / 1000));
+                    }
+                }
+                settle_now(settlement, None, now, started_ms).await;
+                Ok(json_response(StatusCode::OK, &answer))
             }
         }
     }

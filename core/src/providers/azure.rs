@@ -61,6 +61,14 @@ impl ProviderApi for Azure {
     ) -> Result<http::Request<Bytes>, GatewayError> {
         post(d, "completions", with_model(req, d)?)
     }
+
+    fn image_request(
+        &self,
+        req: &Value,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        post(d, "images/generations", with_model(req, d)?)
+    }
 }
 
 /// Fills what the config left unset from `AZURE_API_BASE`, `AZURE_API_VERSION` and
@@ -108,7 +116,8 @@ fn takes_stream_options(d: &Deployment) -> bool {
     base.trim_end_matches('/').ends_with("/openai/v1") || api_version(d) >= "2024-07-01"
 }
 
-/// The full URL of `operation` (`chat/completions`, `embeddings`, `completions`).
+/// The full URL of `operation` (`chat/completions`, `embeddings`, `completions`,
+/// `images/generations`).
 fn url(d: &Deployment, operation: &str) -> Result<String, GatewayError> {
     let base = d
         .params

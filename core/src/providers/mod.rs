@@ -14,11 +14,13 @@ pub mod gemini_format;
 pub mod google_auth;
 pub mod json_lines;
 pub mod mock;
+pub mod multipart;
 pub mod ollama;
 pub mod ollama_chat;
 mod ollama_common;
 pub mod openai_compatible;
 pub mod openai_stream;
+pub mod stability;
 pub mod text_completion;
 pub mod vertex_ai;
 
@@ -57,6 +59,8 @@ pub enum ProviderId {
     OllamaChat,
     /// Azure OpenAI: OpenAI's wire format under a deployment path.
     Azure,
+    /// Stability AI's v2beta Stable Image API (image generation only).
+    Stability,
     /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
     Mock,
     /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
@@ -67,12 +71,9 @@ pub enum ProviderId {
 /// LiteLLM prefixes that load but are not translated in this version.
 const NOT_YET_TRANSLATED: &[&str] = &[
     "azure_ai",
-    "huggingface",
     "replicate",
-    "stability",
     "sagemaker",
     "watsonx",
-    "ai21",
     "aleph_alpha",
     "palm",
     "vertex_ai_anthropic",
@@ -106,6 +107,7 @@ impl ProviderId {
             "ollama" => ProviderId::Ollama,
             "ollama_chat" => ProviderId::OllamaChat,
             "azure" => ProviderId::Azure,
+            "stability" => ProviderId::Stability,
             "mock" => ProviderId::Mock,
             "text-completion-openai" => ProviderId::TextCompletionOpenAi,
             p => match openai_compatible::find(p) {
@@ -132,6 +134,7 @@ impl ProviderId {
             ProviderId::Ollama => "ollama",
             ProviderId::OllamaChat => "ollama_chat",
             ProviderId::Azure => "azure",
+            ProviderId::Stability => "stability",
             ProviderId::Mock => "mock",
             ProviderId::NotYetTranslated(p) => p,
         }
@@ -151,6 +154,7 @@ impl ProviderId {
             ProviderId::Ollama | ProviderId::OllamaChat => Some(ollama_common::DEFAULT_BASE),
             // Every Azure resource has its own host: `api_base` is required.
             ProviderId::Azure => None,
+            ProviderId::Stability => Some(stability::DEFAULT_BASE),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -171,6 +175,7 @@ impl ProviderId {
             // A local Ollama needs no key; a proxied one may take a bearer token.
             ProviderId::Ollama | ProviderId::OllamaChat => Some("OLLAMA_API_KEY"),
             ProviderId::Azure => Some("AZURE_API_KEY"),
+            ProviderId::Stability => Some(stability::API_KEY_ENV),
             ProviderId::Mock | ProviderId::NotYetTranslated(_) => None,
         }
     }
@@ -188,6 +193,7 @@ impl ProviderId {
             ProviderId::Ollama => Ok(&ollama::OllamaGenerate),
             ProviderId::OllamaChat => Ok(&ollama_chat::OllamaChat),
             ProviderId::Azure => Ok(&azure::Azure),
+            ProviderId::Stability => Ok(&stability::Stability),
             ProviderId::Mock => Ok(&mock::Mock),
             ProviderId::NotYetTranslated(p) => Err(GatewayError::new(
                 ErrorKind::NotImplemented,
@@ -285,6 +291,13 @@ pub trait ProviderApi: Sync {
         None
     }
 
+    /// OpenAI chat parameters this deployment's service refuses although its API is
+    /// OpenAI's (a table quirk); refused with a 400 naming them, or dropped under
+    /// `drop_params`, like the unsupported ones.
+    fn refused_chat_params(&self, _d: &Deployment) -> &'static [&'static str] {
+        &[]
+    }
+
     fn chat_request(
         &self,
         req: &ChatRequest,
@@ -324,6 +337,28 @@ pub trait ProviderApi: Sync {
 
     fn embeddings_response(&self, body: &[u8], _d: &Deployment) -> Result<Value, GatewayError> {
         parse_json(body)
+    }
+
+    /// `/v1/images/generations`. `req` is the validated OpenAI body (gateway-only fields
+    /// stripped); providers without an image API refuse with a clear 400.
+    fn image_request(
+        &self,
+        _req: &Value,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        Err(unsupported(d, "image generation"))
+    }
+
+    /// The provider's answer as OpenAI's `{"created", "data": [{"b64_json" | "url", ...}]}`.
+    /// `req` is what the client asked, for providers whose answer shape it decides
+    /// (`response_format`); the default reads OpenAI's own answer as it is.
+    fn image_response(
+        &self,
+        body: &[u8],
+        _req: &Value,
+        _d: &Deployment,
+    ) -> Result<Value, GatewayError> {
+        openai_images_answer(body)
     }
 
     fn completion_request(
@@ -379,6 +414,20 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Gate
             format!("the provider returned an unreadable response: {e}"),
         )
     })
+}
+
+/// An OpenAI images answer, checked for its `data` list (anything else from upstream is a
+/// 502, not a success the client cannot read).
+pub fn openai_images_answer(body: &[u8]) -> Result<Value, GatewayError> {
+    let v: Value = parse_json(body)?;
+    if v.get("data").is_some_and(Value::is_array) {
+        Ok(v)
+    } else {
+        Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            "the provider's image answer has no `data` list",
+        ))
+    }
 }
 
 /// Joins a base URL (no trailing slash assumed) and an API path.

@@ -6,128 +6,15 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::openai_stream::{OpenAiFormatChunk, OpenAiFormatStream};
-use super::{join_url, json_post, ProviderApi};
+use super::{join_url, json_post, unsupported, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatChunk, ChatRequest, StreamOptions, Usage};
 
-/// One OpenAI-compatible service.
-#[derive(Debug, PartialEq, Eq)]
-pub struct CompatibleProvider {
-    /// The LiteLLM prefix, e.g. `groq` in `groq/llama-3.1-8b-instant`.
-    pub prefix: &'static str,
-    /// Base URL the API paths (`/chat/completions`, ...) are appended to.
-    pub default_base: &'static str,
-    /// Where the key comes from when `api_key` is not configured.
-    pub key_env: &'static str,
-    /// Accepts `stream_options.include_usage`; where it does, Tollgate always asks for usage
-    /// so spend can be counted even when the client did not ask for it.
-    pub stream_usage: bool,
-}
-
-const fn p(
-    prefix: &'static str,
-    default_base: &'static str,
-    key_env: &'static str,
-    stream_usage: bool,
-) -> CompatibleProvider {
-    CompatibleProvider {
-        prefix,
-        default_base,
-        key_env,
-        stream_usage,
-    }
-}
-
-/// The OpenAI-compatible family. Base URLs are the providers' documented ones.
-pub static COMPATIBLE: &[CompatibleProvider] = &[
-    p(
-        "openai",
-        "https://api.openai.com/v1",
-        "OPENAI_API_KEY",
-        true,
-    ),
-    p(
-        "mistral",
-        "https://api.mistral.ai/v1",
-        "MISTRAL_API_KEY",
-        false,
-    ),
-    p(
-        "groq",
-        "https://api.groq.com/openai/v1",
-        "GROQ_API_KEY",
-        true,
-    ),
-    p(
-        "together_ai",
-        "https://api.together.xyz/v1",
-        "TOGETHERAI_API_KEY",
-        true,
-    ),
-    p(
-        "deepseek",
-        "https://api.deepseek.com/v1",
-        "DEEPSEEK_API_KEY",
-        true,
-    ),
-    p(
-        "fireworks_ai",
-        "https://api.fireworks.ai/inference/v1",
-        "FIREWORKS_AI_API_KEY",
-        true,
-    ),
-    p(
-        "openrouter",
-        "https://openrouter.ai/api/v1",
-        "OPENROUTER_API_KEY",
-        true,
-    ),
-    // Perplexity reports usage on every chunk and does not take stream_options.
-    p(
-        "perplexity",
-        "https://api.perplexity.ai",
-        "PERPLEXITYAI_API_KEY",
-        false,
-    ),
-    p("xai", "https://api.x.ai/v1", "XAI_API_KEY", true),
-    p(
-        "deepinfra",
-        "https://api.deepinfra.com/v1/openai",
-        "DEEPINFRA_API_KEY",
-        true,
-    ),
-    p(
-        "cerebras",
-        "https://api.cerebras.ai/v1",
-        "CEREBRAS_API_KEY",
-        true,
-    ),
-    p(
-        "hosted_vllm",
-        "http://localhost:8000/v1",
-        "HOSTED_VLLM_API_KEY",
-        true,
-    ),
-    p(
-        "lm_studio",
-        "http://localhost:1234/v1",
-        "LM_STUDIO_API_KEY",
-        true,
-    ),
-    p(
-        "custom_openai",
-        "http://localhost:8000/v1",
-        "OPENAI_API_KEY",
-        true,
-    ),
-    p(
-        "openai_like",
-        "http://localhost:8000/v1",
-        "OPENAI_LIKE_API_KEY",
-        true,
-    ),
-];
+mod table;
+#[cfg(test)]
+mod table_tests;
+pub use table::{CompatibleProvider, COMPATIBLE};
 
 pub fn find(prefix: &str) -> Option<&'static CompatibleProvider> {
     COMPATIBLE.iter().find(|c| c.prefix == prefix)
@@ -184,8 +71,28 @@ impl ProviderApi for OpenAiCompatible {
         req: &ChatRequest,
         d: &Deployment,
     ) -> Result<http::Request<Bytes>, GatewayError> {
-        let body = chat_body(req, d, provider(d).stream_usage)?;
+        let c = provider(d);
+        let body = if c.max_tokens_only {
+            chat_body(&with_max_tokens_only(req), d, c.stream_usage)?
+        } else {
+            chat_body(req, d, c.stream_usage)?
+        };
         post(d, "/chat/completions", body)
+    }
+
+    fn refused_chat_params(&self, d: &Deployment) -> &'static [&'static str] {
+        provider(d).refuses
+    }
+
+    fn image_request(
+        &self,
+        req: &Value,
+        d: &Deployment,
+    ) -> Result<http::Request<Bytes>, GatewayError> {
+        if !provider(d).images {
+            return Err(unsupported(d, "image generation"));
+        }
+        post(d, "/images/generations", with_model(req, d)?)
     }
 
     fn embeddings_request(
@@ -214,13 +121,26 @@ pub fn chat_body(
 ) -> Result<Vec<u8>, GatewayError> {
     let mut upstream = req.clone();
     upstream.model = d.upstream_model.clone();
-    if upstream.is_stream() && stream_usage {
+    if !stream_usage {
+        // A service that does not take stream_options refuses the client's too.
+        upstream.stream_options = None;
+    } else if upstream.is_stream() {
         let opts = upstream
             .stream_options
             .get_or_insert_with(StreamOptions::default);
         opts.include_usage = Some(true);
     }
     serde_json::to_vec(&upstream).map_err(|e| GatewayError::invalid_request(e.to_string()))
+}
+
+/// `max_completion_tokens` sent as `max_tokens`, for services that only know the older name
+/// (a `max_tokens` the client also sent wins).
+fn with_max_tokens_only(req: &ChatRequest) -> ChatRequest {
+    let mut req = req.clone();
+    if let Some(n) = req.max_completion_tokens.take() {
+        req.max_tokens.get_or_insert(n);
+    }
+    req
 }
 
 /// Reads `{"error": {"message", "type", "param", "code"}}`, keeping the upstream status.

@@ -1,5 +1,5 @@
 //! Azure OpenAI: OpenAI's wire format under a deployment path,
-//! `/openai/deployments/{deployment}/{chat/completions|completions|embeddings}?api-version=V`,
+//! `/openai/deployments/{deployment}/{chat/completions|completions|embeddings|images/generations}?api-version=V`,
 //! or the v1 style `/openai/v1/{operation}` (deployment named by the body's `model`).
 //!
 //! Bodies are the OpenAI module's, with the deployment standing in for the model (scenarios
@@ -22,6 +22,7 @@ pub enum Operation {
     Chat,
     Completions,
     Embeddings,
+    Images,
 }
 
 /// A parsed Azure path: the operation, and the deployment (`None` on the v1 path).
@@ -36,6 +37,7 @@ fn operation(s: &str) -> Option<Operation> {
         "chat/completions" => Some(Operation::Chat),
         "completions" => Some(Operation::Completions),
         "embeddings" => Some(Operation::Embeddings),
+        "images/generations" => Some(Operation::Images),
         _ => None,
     }
 }
@@ -185,6 +187,7 @@ pub async fn handle(
         Operation::Chat => openai::validate_chat(&v),
         Operation::Completions => openai::validate_completions(&v),
         Operation::Embeddings => openai::validate_embeddings(&v),
+        Operation::Images => crate::images::validate(&v),
     };
     if let Err(e) = checked {
         return e.response();
@@ -201,6 +204,7 @@ pub async fn handle(
     }
     match path.operation {
         Operation::Embeddings => openai::embeddings(&v, &model),
+        Operation::Images => crate::images::generate(&v),
         _ if sc.content_filter => content_filter_error(),
         Operation::Chat => openai::chat(&v, &model, &sc),
         Operation::Completions => openai::completions(&v, &model, &sc),
@@ -234,7 +238,13 @@ mod tests {
             })
         );
         assert_eq!(parse_path("/openai/deployments//chat/completions"), None);
-        assert_eq!(parse_path("/openai/deployments/x/images/generations"), None);
+        assert_eq!(
+            parse_path("/openai/deployments/x/images/generations")
+                .unwrap()
+                .operation,
+            Operation::Images
+        );
+        assert_eq!(parse_path("/openai/deployments/x/images/edits"), None);
         assert_eq!(parse_path("/v1/chat/completions"), None);
     }
 

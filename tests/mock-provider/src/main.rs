@@ -12,12 +12,14 @@ mod cross_check;
 mod gemini;
 mod google_token;
 mod http;
+mod images;
 mod json;
 mod logic;
 mod ollama;
 mod openai;
 mod record;
 mod sigv4;
+mod stability;
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -166,6 +168,7 @@ enum Route {
     Chat,
     Completions,
     Embeddings,
+    Images,
     Messages,
     CountTokens,
     /// `/model/{id}/converse`, `/converse-stream`, `/invoke` (Bedrock runtime).
@@ -180,6 +183,7 @@ const KNOWN_PATHS: &[&str] = &[
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/embeddings",
+    "/v1/images/generations",
     "/v1/messages",
     "/v1/messages/count_tokens",
     "/v1/models",
@@ -200,11 +204,16 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
         if let Some(route) = gemini::ModelRoute::parse(req.uri().path()) {
             return gemini_route(route, req, state).await;
         }
+        if let Some(endpoint) = stability::parse_path(req.uri().path()) {
+            let endpoint = endpoint.to_owned();
+            return stability_route(&endpoint, req, state).await;
+        }
     }
     let route = match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => Route::Chat,
         (&Method::POST, "/v1/completions") => Route::Completions,
         (&Method::POST, "/v1/embeddings") => Route::Embeddings,
+        (&Method::POST, "/v1/images/generations") => Route::Images,
         (&Method::POST, "/v1/messages") => Route::Messages,
         (&Method::POST, "/v1/messages/count_tokens") => Route::CountTokens,
         (&Method::POST, p) if p.starts_with("/model/") => Route::Bedrock,
@@ -350,6 +359,7 @@ async fn openai_route(
     let checked = match route {
         Route::Chat => openai::validate_chat(&v),
         Route::Completions => openai::validate_completions(&v),
+        Route::Images => images::validate(&v),
         _ => openai::validate_embeddings(&v),
     };
     if let Err(e) = checked {
@@ -364,6 +374,7 @@ async fn openai_route(
     match route {
         Route::Chat => openai::chat(&v, model, &sc),
         Route::Completions => openai::completions(&v, model, &sc),
+        Route::Images => images::generate(&v),
         _ => openai::embeddings(&v, model),
     }
 }
@@ -415,6 +426,41 @@ async fn gemini_route(route: gemini::ModelRoute, req: Request<Incoming>, state: 
     let sc = scenario(&route.model);
     apply_delay(sc.slow_ms).await;
     gemini::answer(&route, parts.uri.query(), &bytes, &sc)
+}
+
+/// Stability AI: a multipart form, recorded (as a JSON object of its fields) under the
+/// model it names before any check.
+async fn stability_route(endpoint: &str, req: Request<Incoming>, state: &State) -> Resp {
+    let (parts, body) = req.into_parts();
+    let Ok(collected) = Limited::new(body, MAX_BODY).collect().await else {
+        return stability::ApiError::new(413, "payload_too_large", "body: too large").response();
+    };
+    let bytes = collected.to_bytes();
+    let fields = match stability::parse_form(&parts.headers, &bytes) {
+        Ok(f) => f,
+        Err(e) => {
+            state
+                .rec
+                .record(&format!("stable-image-{endpoint}"), &parts, &bytes);
+            return e.response();
+        }
+    };
+    let model = stability::model_of(endpoint, &fields);
+    state
+        .rec
+        .record(&model, &parts, &stability::fields_json(&fields));
+    if let Err(e) = stability::check_auth(&parts) {
+        return e.response();
+    }
+    if let Err(e) = stability::validate(endpoint, &fields) {
+        return e.response();
+    }
+    let sc = scenario(&model);
+    apply_delay(sc.slow_ms).await;
+    if let Some(status) = sc.error_status {
+        return stability::simulated_error(status, &model).response();
+    }
+    stability::generate(&parts, &fields)
 }
 
 /// The fake Google OAuth token endpoint Vertex AI credentials are exchanged at.

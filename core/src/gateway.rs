@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::anthropic_ingress;
 use crate::auth::{authorize, MasterKey};
 use crate::config::{Config, Deployment};
 use crate::error::{ErrorKind, GatewayError};
@@ -93,8 +94,11 @@ impl Gateway {
     /// Answers one request. Never panics on client input; every failure is an OpenAI-style error.
     pub async fn handle(&self, req: http::Request<Bytes>) -> GatewayResponse {
         let started_ms = self.clock.now_ms();
+        // Anthropic's clients get their own error shape.
+        let anthropic = anthropic_ingress::is_messages_path(normalise_path(req.uri().path()));
         let mut resp = match self.route(req).await {
             Ok(resp) => resp,
+            Err(e) if anthropic => anthropic_ingress::error_response(&e),
             Err(e) => error_response(&e),
         };
         // LiteLLM's correlation headers, on every answer (errors included). For a stream the
@@ -136,7 +140,8 @@ impl Gateway {
             (Method::POST, "/chat/completions") => self.chat(req.into_body()).await,
             (Method::POST, "/completions") => self.completions(req.into_body()).await,
             (Method::POST, "/embeddings") => self.embeddings(req.into_body()).await,
-            (_, "/models" | "/chat/completions" | "/completions" | "/embeddings") => {
+            (Method::POST, "/messages") => self.messages(req).await,
+            (_, "/models" | "/chat/completions" | "/completions" | "/embeddings" | "/messages") => {
                 Err(GatewayError::new(
                     ErrorKind::InvalidRequest,
                     format!("Method not allowed on {path}"),
@@ -210,6 +215,21 @@ impl Gateway {
         validate::embeddings_input(&value)?;
         let from_request = value.get("fallbacks").cloned();
         self.with_fallbacks(&requested, from_request.as_ref(), &Work::Embeddings(value))
+            .await
+    }
+
+    /// An Anthropic Messages request (`/v1/messages`), on any provider.
+    async fn messages(&self, req: http::Request<Bytes>) -> Result<GatewayResponse, GatewayError> {
+        let beta = req
+            .headers()
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let messages = anthropic_ingress::MessagesRequest::parse(req.body(), beta)?;
+        let requested = messages.model.clone();
+        let from_request = messages.original.get("fallbacks").cloned();
+        let work = Work::Messages(Box::new(messages));
+        self.with_fallbacks(&requested, from_request.as_ref(), &work)
             .await
     }
 
@@ -436,6 +456,7 @@ enum Work {
     Chat(Box<ChatRequest>),
     Completion(Value),
     Embeddings(Value),
+    Messages(Box<anthropic_ingress::MessagesRequest>),
 }
 
 impl Work {
@@ -447,6 +468,7 @@ impl Work {
             Work::Chat(req) => req.prompt_text_len(),
             Work::Completion(v) => text_len(v.get("prompt")),
             Work::Embeddings(v) => text_len(v.get("input")),
+            Work::Messages(m) => m.prompt_text_len(),
         };
         (bytes as u64).div_ceil(4)
     }

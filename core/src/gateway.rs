@@ -557,6 +557,8 @@ pub fn error_response(e: &GatewayError) -> GatewayResponse {
 mod attempt;
 mod health;
 #[cfg(test)]
+mod messages_tests;
+#[cfg(test)]
 mod routing_tests;
 #[cfg(test)]
 mod tests;

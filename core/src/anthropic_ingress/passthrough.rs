@@ -3,7 +3,7 @@
 //! requested model name. Only `message_start` (for the model) is re-serialised in a stream;
 //! every other event is re-framed from its original data text.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{json, Value};
 
 use super::error::put_event;
@@ -39,8 +39,9 @@ pub fn request(
     messages_request(bytes, d, beta)
 }
 
-/// A whole answer, reported under `model`, with its usage for the routing figures.
-pub fn full_answer(body: &[u8], model: &str) -> Result<(Value, Option<Usage>), GatewayError> {
+/// A whole answer, reported under `model` and otherwise byte for byte the upstream's, with
+/// its usage for the routing figures.
+pub fn full_answer(body: &[u8], model: &str) -> Result<(Bytes, Option<Usage>), GatewayError> {
     let mut value: Value = serde_json::from_slice(body).map_err(|e| {
         GatewayError::new(
             ErrorKind::BadGateway,
@@ -50,9 +51,49 @@ pub fn full_answer(body: &[u8], model: &str) -> Result<(Value, Option<Usage>), G
     if value.get("type").and_then(Value::as_str) == Some("error") || !value.is_object() {
         return Err(anthropic_error(502, body));
     }
-    value["model"] = Value::String(model.to_string());
     let usage = value.get("usage").map(to_usage);
-    Ok((value, usage))
+    let text = std::str::from_utf8(body).ok();
+    let old = value.get("model").and_then(Value::as_str);
+    let renamed = match (text, old) {
+        (Some(text), Some(old)) => rename_model(text, old, model),
+        _ => None,
+    };
+    let body = match renamed {
+        Some(text) => Bytes::from(text),
+        // No model where expected: the answer is rebuilt with one (key order may change).
+        None => {
+            value["model"] = Value::String(model.to_string());
+            Bytes::from(value.to_string())
+        }
+    };
+    Ok((body, usage))
+}
+
+/// `text` with the first `"model": "<old>"` member's value replaced by `new`, leaving every
+/// other byte as it was; `None` when there is no such member. A raw `"model"` followed by a
+/// colon can only be a key (quotes inside JSON strings are escaped); the first one whose
+/// value is `old` is the message's own, which Anthropic puts before the content.
+pub fn rename_model(text: &str, old: &str, new: &str) -> Option<String> {
+    let old_token = serde_json::to_string(old).ok()?;
+    let mut from = 0;
+    while let Some(found) = text[from..].find("\"model\"") {
+        let key_end = from + found + "\"model\"".len();
+        let rest = &text[key_end..];
+        let after_ws = rest.trim_start();
+        if let Some(value) = after_ws.strip_prefix(':').map(str::trim_start) {
+            if value.starts_with(&old_token) {
+                let start = text.len() - value.len();
+                let new_token = serde_json::to_string(new).ok()?;
+                let mut out = String::with_capacity(text.len() + new_token.len());
+                out.push_str(&text[..start]);
+                out.push_str(&new_token);
+                out.push_str(&text[start + old_token.len()..]);
+                return Some(out);
+            }
+        }
+        from = key_end;
+    }
+    None
 }
 
 /// Anthropic's usage in OpenAI's terms: prompt tokens include cache reads and writes.
@@ -111,9 +152,18 @@ impl PassthroughEvents {
             match name {
                 "message_start" => {
                     if let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) {
+                        self.merge_usage(v.get("message").and_then(|m| m.get("usage")));
+                        let old = v
+                            .get("message")
+                            .and_then(|m| m.get("model"))
+                            .and_then(Value::as_str);
+                        if let Some(text) = old.and_then(|o| rename_model(&ev.data, o, &self.model))
+                        {
+                            put_raw(out, name, &text);
+                            continue;
+                        }
                         if let Some(m) = v.get_mut("message").filter(|m| m.is_object()) {
                             m["model"] = Value::String(self.model.clone());
-                            self.merge_usage(v["message"].get("usage"));
                         }
                         put_event(out, name, &v);
                         continue;
@@ -127,19 +177,24 @@ impl PassthroughEvents {
                 "message_stop" | "error" => self.ended = true,
                 _ => {}
             }
-            if !name.is_empty() {
-                out.put_slice(b"event: ");
-                out.put_slice(name.as_bytes());
-                out.put_slice(b"\n");
-            }
-            for line in ev.data.split('\n') {
-                out.put_slice(b"data: ");
-                out.put_slice(line.as_bytes());
-                out.put_slice(b"\n");
-            }
-            out.put_slice(b"\n");
+            put_raw(out, name, &ev.data);
         }
     }
+}
+
+/// Frames an event from its name and original data text.
+fn put_raw(out: &mut BytesMut, name: &str, data: &str) {
+    if !name.is_empty() {
+        out.put_slice(b"event: ");
+        out.put_slice(name.as_bytes());
+        out.put_slice(b"\n");
+    }
+    for line in data.split('\n') {
+        out.put_slice(b"data: ");
+        out.put_slice(line.as_bytes());
+        out.put_slice(b"\n");
+    }
+    out.put_slice(b"\n");
 }
 
 impl EventSource for PassthroughEvents {
@@ -210,11 +265,24 @@ mod tests {
     }
 
     #[test]
+    fn rename_touches_only_the_model_member() {
+        let text =
+            r#"{"id":"msg_\"model\":","model" : "a\"b","content":[{"input":{"model":"a\"b"}}]}"#;
+        assert_eq!(
+            rename_model(text, "a\"b", "g").unwrap(),
+            r#"{"id":"msg_\"model\":","model" : "g","content":[{"input":{"model":"a\"b"}}]}"#
+        );
+        assert_eq!(rename_model(r#"{"model":"other"}"#, "x", "g"), None);
+    }
+
+    #[test]
     fn full_answer_renames_and_reads_usage() {
         let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":2,"cache_read_input_tokens":4}}"#;
         let (v, usage) = full_answer(body, "g").unwrap();
-        assert_eq!(v["model"], "g");
-        assert_eq!(v["content"][0]["text"], "hi");
+        let want = String::from_utf8(body.to_vec())
+            .unwrap()
+            .replace("claude-x", "g");
+        assert_eq!(v, want.as_bytes());
         let usage = usage.unwrap();
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (9, 2));
         let e = full_answer(

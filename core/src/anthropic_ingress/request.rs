@@ -417,12 +417,14 @@ fn assistant_turn(blocks: &[Value], path: &str) -> Result<ChatMessage, GatewayEr
             Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
             Some("tool_use") => calls.push(tool_call(b, &at)?),
             Some("thinking" | "redacted_thinking") => thinking.push(b.clone()),
-            Some(other) => return Err(bad(
-                format!(
+            Some(other) => {
+                return Err(bad(
+                    format!(
                     "{at}: content blocks of type '{other}' can only be sent to Anthropic models"
                 ),
-                "messages",
-            )),
+                    "messages",
+                ))
+            }
             None => return Err(bad(format!("{at}.type: Field required"), "messages")),
         }
     }

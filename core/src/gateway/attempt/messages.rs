@@ -2,6 +2,7 @@
 //! is; any other gets its OpenAI translation through the chat path, and its answer is turned
 //! back into Anthropic's format.
 
+use bytes::Bytes;
 use http::StatusCode;
 
 use super::{settle_now, Attempt, Prepared, PreparedKind, Upstream};
@@ -14,7 +15,7 @@ use crate::anthropic_ingress::stream::{
 use crate::anthropic_ingress::MessagesRequest;
 use crate::config::Deployment;
 use crate::error::GatewayError;
-use crate::gateway::{json_response, sse_response, Gateway, GatewayResponse};
+use crate::gateway::{sse_response, Gateway, GatewayResponse, ResponseBody};
 use crate::ids::new_id;
 use crate::openai::ChatRequest;
 use crate::providers::{anthropic::Anthropic, ProviderApi, ProviderId};
@@ -93,12 +94,16 @@ impl Gateway {
                         if completion.id.is_empty() {
                             answer["id"] = new_id("msg_", now, self.instance_seed).into();
                         }
-                        (answer, completion.usage)
+                        (Bytes::from(answer.to_string()), completion.usage)
                     }
                     MessagesKind::Passthrough => passthrough::full_answer(&body, at.group)?,
                 };
                 settle_now(at.settlement, usage.as_ref(), now, at.started_ms).await;
-                Ok(json_response(StatusCode::OK, &answer))
+                Ok(http::Response::builder()
+                    .status(StatusCode::OK)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(ResponseBody::Full(answer))
+                    .expect("static headers are valid"))
             }
         }
     }

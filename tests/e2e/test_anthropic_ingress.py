@@ -46,6 +46,8 @@ def test_text_answer(claude, mock, group):
         model=group,
         max_tokens=100,
         system="You are terse.",
+        # Claude Code sends this on every request; providers without `user` must not fail.
+        metadata={"user_id": "u-ingress"},
         messages=[{"role": "user", "content": f"hello {m}"}],
     )
     assert msg.type == "message" and msg.role == "assistant"

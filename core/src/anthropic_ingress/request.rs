@@ -104,7 +104,7 @@ pub fn to_chat(body: &Value) -> Result<ChatRequest, GatewayError> {
 }
 
 /// Drops or reshapes what the picked provider cannot take, as LiteLLM does: `top_k` only goes
-/// to providers that list it; `thinking` goes as is to providers that take it (Gemini,
+/// to providers that list it; `user` (from `metadata.user_id`) only where it is known; `thinking` goes as is to providers that take it (Gemini,
 /// Bedrock) and as `reasoning_effort` to the others; `parallel_tool_calls` only where known.
 /// `supported` is the provider's list (`None`: OpenAI's wire format, which takes everything
 /// OpenAI defines).
@@ -116,6 +116,11 @@ pub fn fit_to_provider(req: &mut ChatRequest, supported: Option<&[&str]>) {
     }
     if !takes("parallel_tool_calls") {
         req.extra.remove("parallel_tool_calls");
+    }
+    // Anthropic clients (Claude Code among them) send metadata.user_id on every request: a
+    // provider without `user` must not fail them for it.
+    if !takes("user") {
+        req.user = None;
     }
     if !lists("thinking") {
         if let Some(t) = req.extra.remove("thinking") {

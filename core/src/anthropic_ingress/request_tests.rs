@@ -228,6 +228,7 @@ fn thinking_goes_as_is_or_as_reasoning_effort() {
     let req = chat(json!({
         "model": "m", "max_tokens": 5000, "thinking": {"type": "enabled", "budget_tokens": 2048},
         "top_k": 3, "tool_choice": {"type": "auto", "disable_parallel_tool_use": true},
+        "metadata": {"user_id": "u-1"},
         "messages": [{"role": "user", "content": "x"}]
     }));
     // OpenAI's wire format: effort, no top_k.
@@ -252,6 +253,8 @@ fn thinking_goes_as_is_or_as_reasoning_effort() {
     fit_to_provider(&mut plain, Some(&["temperature"]));
     let v = as_json(&plain);
     assert!(v.get("thinking").is_none() && v.get("reasoning_effort").is_none());
+    assert!(v.get("user").is_none());
+    assert_eq!(as_json(&openai)["user"], "u-1");
     assert_eq!(effort_for(&json!({"budget_tokens": 1024})), "low");
     assert_eq!(effort_for(&json!({"budget_tokens": 16000})), "high");
     let off = chat(

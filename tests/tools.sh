@@ -25,7 +25,7 @@ _tg_tools_main() {
   local WORKER_BUILD_VERSION=0.8.7    # must match the `worker` crate's 0.8 line
   # Fallback only: the real value is read from Cargo.lock (see below).
   local WASM_BINDGEN_DEFAULT=0.2.130
-  local PY_REQS="openai==3.57.0 pytest==9.2.0 cargo-lambda==1.9.2 cfn-lint==1.58.0 requests==2.34.2 moto[server]==5.2.5"
+  local PY_REQS="openai==3.57.0 anthropic==2.10.0 pytest==9.2.0 cargo-lambda==1.9.2 cfn-lint==1.58.0 requests==2.34.2 moto[server]==5.2.5"
 
   local verbose="${TOLLGATE_TOOLS_VERBOSE:-0}"
   mkdir -p "$tools/stamps"

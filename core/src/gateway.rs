@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::anthropic_ingress;
 use crate::auth::{authorize, MasterKey};
 use crate::config::{Config, Deployment};
 use crate::error::{ErrorKind, GatewayError};
@@ -93,8 +94,11 @@ impl Gateway {
     /// Answers one request. Never panics on client input; every failure is an OpenAI-style error.
     pub async fn handle(&self, req: http::Request<Bytes>) -> GatewayResponse {
         let started_ms = self.clock.now_ms();
+        // Anthropic's clients get their own error shape.
+        let anthropic = anthropic_ingress::is_messages_path(normalise_path(req.uri().path()));
         let mut resp = match self.route(req).await {
             Ok(resp) => resp,
+            Err(e) if anthropic => anthropic_ingress::error_response(&e),
             Err(e) => error_response(&e),
         };
         // LiteLLM's correlation headers, on every answer (errors included). For a stream the
@@ -137,13 +141,15 @@ impl Gateway {
             (Method::POST, "/completions") => self.completions(req.into_body()).await,
             (Method::POST, "/embeddings") => self.embeddings(req.into_body()).await,
             (Method::POST, "/images/generations") => self.images(req.into_body()).await,
+            (Method::POST, "/messages") => self.messages(req).await,
             (
                 _,
                 "/models"
                 | "/chat/completions"
                 | "/completions"
                 | "/embeddings"
-                | "/images/generations",
+                | "/images/generations"
+                | "/messages",
             ) => Err(GatewayError::new(
                 ErrorKind::InvalidRequest,
                 format!("Method not allowed on {path}"),
@@ -226,6 +232,21 @@ impl Gateway {
         validate::image_request(&value)?;
         let from_request = value.get("fallbacks").cloned();
         self.with_fallbacks(&requested, from_request.as_ref(), &Work::Images(value))
+            .await
+    }
+
+    /// An Anthropic Messages request (`/v1/messages`), on any provider.
+    async fn messages(&self, req: http::Request<Bytes>) -> Result<GatewayResponse, GatewayError> {
+        let beta = req
+            .headers()
+            .get("anthropic-beta")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let messages = anthropic_ingress::MessagesRequest::parse(req.body(), beta)?;
+        let requested = messages.model.clone();
+        let from_request = messages.original.get("fallbacks").cloned();
+        let work = Work::Messages(Box::new(messages));
+        self.with_fallbacks(&requested, from_request.as_ref(), &work)
             .await
     }
 
@@ -456,6 +477,7 @@ enum Work {
     Completion(Value),
     Embeddings(Value),
     Images(Value),
+    Messages(Box<anthropic_ingress::MessagesRequest>),
 }
 
 impl Work {
@@ -468,6 +490,7 @@ impl Work {
             Work::Completion(v) => text_len(v.get("prompt")),
             Work::Embeddings(v) => text_len(v.get("input")),
             Work::Images(v) => text_len(v.get("prompt")),
+            Work::Messages(m) => m.prompt_text_len(),
         };
         (bytes as u64).div_ceil(4)
     }
@@ -476,7 +499,8 @@ impl Work {
     fn num_retries(&self) -> Result<Option<u32>, GatewayError> {
         let value = match self {
             Work::Chat(req) => req.extra.get("num_retries"),
-            Work::Completion(v) | Work::Embeddings(v) => v.get("num_retries"),
+            Work::Completion(v) | Work::Embeddings(v) | Work::Images(v) => v.get("num_retries"),
+            Work::Messages(m) => m.original.get("num_retries"),
         };
         match value {
             None | Some(Value::Null) => Ok(None),
@@ -578,6 +602,8 @@ mod attempt;
 mod health;
 #[cfg(test)]
 mod image_tests;
+#[cfg(test)]
+mod messages_tests;
 #[cfg(test)]
 mod routing_tests;
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //!
 //! The request pipeline is in [`gateway`]; read that file first.
 
+pub mod anthropic_ingress;
 pub mod auth;
 pub mod config;
 pub mod error;

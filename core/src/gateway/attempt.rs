@@ -23,6 +23,8 @@ use crate::router::session::Settlement;
 use crate::stream::{OnStreamEnd, SseOutput};
 use crate::validate;
 
+mod messages;
+
 /// A request translated for one deployment.
 pub(super) struct Prepared {
     api: &'static dyn ProviderApi,
@@ -40,6 +42,8 @@ enum PreparedKind {
     Embeddings,
     /// The client's request: some providers' answers are shaped by it (`response_format`).
     Images(Value),
+    /// An Anthropic Messages request: answered in Anthropic's format.
+    Messages(messages::MessagesKind),
 }
 
 /// What came back from upstream: a whole body, or a stream whose first bytes have arrived.
@@ -68,6 +72,7 @@ impl Gateway {
                     kind: PreparedKind::Completion { include_usage },
                 })
             }
+            Work::Messages(m) => self.prepare_messages(m, group, d),
             Work::Embeddings(value) => {
                 let mut value = value.clone();
                 let (api, _, _) = self.prepare_passthrough(&mut value, d)?;
@@ -179,19 +184,17 @@ impl Gateway {
     ) -> Result<GatewayResponse, GatewayError> {
         let api = prepared.api;
         match (upstream, prepared.kind) {
-            (Upstream::Stream(body), kind) => {
-                let now = self.clock.now_ms();
-                let on_end = match settlement {
-                    Some(s) => {
-                        s.record_first_token(now, now.saturating_sub(started_ms))
-                            .await;
-                        Some(Box::new(SettleAtStreamEnd {
-                            settlement: s,
-                            clock: Arc::clone(&self.clock),
-                        }) as Box<dyn OnStreamEnd>)
-                    }
-                    None => None,
+            (upstream, PreparedKind::Messages(kind)) => {
+                let at = Attempt {
+                    d,
+                    group,
+                    settlement,
+                    started_ms,
                 };
+                self.answer_messages(api, kind, upstream, at).await
+            }
+            (Upstream::Stream(body), kind) => {
+                let on_end = self.stream_end(settlement, started_ms).await;
                 let stream = match kind {
                     PreparedKind::Chat(req) => {
                         let identity =
@@ -210,7 +213,9 @@ impl Gateway {
                             None => out.boxed(),
                         }
                     }
-                    PreparedKind::Embeddings | PreparedKind::Images(_) => {
+                    PreparedKind::Embeddings
+                    | PreparedKind::Images(_)
+                    | PreparedKind::Messages(_) => {
                         return Err(GatewayError::new(
                             ErrorKind::BadGateway,
                             "embeddings and images cannot be streamed",
@@ -256,6 +261,22 @@ impl Gateway {
         }
     }
 
+    /// The bookkeeping a stream runs at its end; records the time to its first token now.
+    async fn stream_end(
+        &self,
+        settlement: Option<Settlement>,
+        started_ms: u64,
+    ) -> Option<Box<dyn OnStreamEnd>> {
+        let s = settlement?;
+        let now = self.clock.now_ms();
+        s.record_first_token(now, now.saturating_sub(started_ms))
+            .await;
+        Some(Box::new(SettleAtStreamEnd {
+            settlement: s,
+            clock: Arc::clone(&self.clock),
+        }))
+    }
+
     async fn full_json(
         &self,
         mut answer: Value,
@@ -296,6 +317,14 @@ impl OnStreamEnd for SettleAtStreamEnd {
                 .await;
         })
     }
+}
+
+/// Where an answer came from: what settling it and naming it need.
+struct Attempt<'a> {
+    d: &'a Deployment,
+    group: &'a str,
+    settlement: Option<Settlement>,
+    started_ms: u64,
 }
 
 /// `fut`'s output, or `None` when `ms` pass first.

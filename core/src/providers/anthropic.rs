@@ -70,18 +70,7 @@ impl ProviderApi for Anthropic {
     ) -> Result<http::Request<Bytes>, GatewayError> {
         let body = serde_json::to_vec(&request_body(req, d)?)
             .map_err(|e| GatewayError::invalid_request(e.to_string()))?;
-        let base = d.params.api_base.as_deref().unwrap_or(DEFAULT_BASE);
-        let version = d
-            .params
-            .extra
-            .get("anthropic_version")
-            .and_then(Value::as_str)
-            .unwrap_or(DEFAULT_VERSION);
-        let mut headers = vec![("anthropic-version", version)];
-        if let Some(key) = d.params.api_key.as_deref() {
-            headers.push(("x-api-key", key));
-        }
-        json_post(&join_url(base, MESSAGES_PATH), &headers, body)
+        messages_request(body, d, None)
     }
 
     fn chat_response(
@@ -108,6 +97,30 @@ impl ProviderApi for Anthropic {
 }
 
 // ------------------------------------------------------------------------------- request
+
+/// A POST of `body` to the deployment's `/v1/messages`, with its key, its API version and
+/// the client's `anthropic-beta` features (for bodies that arrive in Anthropic's format).
+pub(crate) fn messages_request(
+    body: Vec<u8>,
+    d: &Deployment,
+    beta: Option<&str>,
+) -> Result<http::Request<Bytes>, GatewayError> {
+    let base = d.params.api_base.as_deref().unwrap_or(DEFAULT_BASE);
+    let version = d
+        .params
+        .extra
+        .get("anthropic_version")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_VERSION);
+    let mut headers = vec![("anthropic-version", version)];
+    if let Some(key) = d.params.api_key.as_deref() {
+        headers.push(("x-api-key", key));
+    }
+    if let Some(beta) = beta {
+        headers.push(("anthropic-beta", beta));
+    }
+    json_post(&join_url(base, MESSAGES_PATH), &headers, body)
+}
 
 /// The whole Anthropic request body for `req`.
 fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {

@@ -184,9 +184,15 @@ for host in $hosts; do
       # without the default [vars]: the test's vars come from .dev.vars beside it.
       sed -e '/^\[build\]/,/^$/d' -e '/^\[vars\]/,$d' -e 's#^main = "#main = "../#' wrangler.toml >"$run_dir/wrangler.toml"
       {
-        # dotenv: a double-quoted value may span lines; comments are dropped so nothing in
-        # them ($VAR, quotes) is interpreted.
-        printf 'TOLLGATE_CONFIG_YAML="%s"\n' "$(grep -vE '^[[:space:]]*#' tests/e2e/config.yaml)"
+        # dotenv: a backtick-quoted value may span lines and hold both quote kinds (YAML
+        # strings use them; dotenv has no escapes inside quotes). Comments are dropped so
+        # nothing in them is interpreted; a backtick in the config itself cannot be passed.
+        yaml_text=$(grep -vE '^[[:space:]]*#' tests/e2e/config.yaml)
+        if [[ $yaml_text == *'`'* ]]; then
+          echo "tests/e2e/config.yaml must not contain a backtick (it is passed to wrangler in a backtick-quoted .dev.vars value)" >&2
+          exit 1
+        fi
+        printf 'TOLLGATE_CONFIG_YAML=`%s`\n' "$yaml_text"
         for v in MOCK_OPENAI_BASE MOCK_ANTHROPIC_BASE MOCK_API_KEY TOLLGATE_MASTER_KEY; do
           printf '%s=%s\n' "$v" "${!v}"
         done

@@ -14,7 +14,9 @@ pub struct ReqwestClient {
 impl ReqwestClient {
     pub fn new() -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the 60 s idle timeout of common load balancers (AWS ALB, nginx 75 s), so
+            // a pooled connection is dropped here before the far end closes it under a request.
+            .pool_idle_timeout(Duration::from_secs(50))
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10))
             .build()?;

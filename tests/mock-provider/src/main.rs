@@ -41,6 +41,9 @@ use crate::http::Resp;
 use crate::logic::{query_param, scenario};
 use crate::record::Recorder;
 
+/// How long an idle keep-alive connection may wait for its next request's headers.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(75);
+
 /// Request bodies larger than this are refused (413).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
@@ -154,8 +157,12 @@ async fn serve(args: Args) -> std::io::Result<()> {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(req, &state).await) }
             });
+            // Idle keep-alive connections are closed after 75 s (nginx's default), longer
+            // than the gateway's pool keeps them, as with real providers' load balancers;
+            // hyper's own default (30 s) would race the gateway's reuse of idle connections.
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
+                .header_read_timeout(IDLE_CONNECTION_TIMEOUT)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;

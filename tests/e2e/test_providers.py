@@ -225,6 +225,18 @@ def test_upstream_400_is_an_invalid_request(client, p):
     assert "simulated error 400" in err["message"] or "Malformed input request" in err["message"], err
 
 
+@pytest.mark.parametrize("p", PROVIDERS, ids=ids(PROVIDERS))
+def test_prompt_too_long_is_context_length_exceeded(client, p):
+    """Each provider words an over-long prompt its own way; clients (and context-window
+    fallbacks) see OpenAI's 400 with code context_length_exceeded."""
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.chat.completions.create(model=group(p, "ctx"), messages=user(f"long {marker()}"), max_tokens=20)
+    assert ei.value.status_code == 400
+    err = assert_error_shape(ei.value.response.json())
+    assert err["type"] == "invalid_request_error", err
+    assert err["code"] == "context_length_exceeded", err
+
+
 # ------------------------------------------------------------------------- embeddings
 
 # (model group, upstream model, how many inputs one request may carry)

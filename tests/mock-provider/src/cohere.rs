@@ -107,6 +107,14 @@ pub fn check_auth(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Cohere's answer to a prompt longer than the context window.
+pub fn context_overflow() -> ApiError {
+    ApiError::new(
+        400,
+        "too many tokens: total number of tokens in the prompt cannot exceed 4081 - received 5211. Try using a shorter prompt, or enabling prompt truncating. See https://docs.cohere.com/reference/chat for more details.",
+    )
+}
+
 pub fn simulated_error(status: u16, model: &str) -> ApiError {
     let what = match status {
         400 => "invalid request",
@@ -450,6 +458,9 @@ pub async fn handle(
     crate::apply_delay(sc.slow_ms).await;
     if let Some(status) = sc.error_status {
         return simulated_error(status, model).response();
+    }
+    if sc.context_overflow {
+        return context_overflow().response();
     }
     if embed_route {
         embed(&v)

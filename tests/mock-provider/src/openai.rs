@@ -101,6 +101,15 @@ pub fn check_auth(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The error a `...-error-NNN` model answers with.
+/// OpenAI's (and Azure OpenAI's) answer to a prompt longer than the context window.
+pub fn context_overflow() -> ApiError {
+    ApiError::invalid(
+        "This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages.",
+        Some("messages"),
+        Some("context_length_exceeded"),
+    )
+}
+
 pub fn simulated_error(status: u16, model: &str) -> ApiError {
     let (typ, code, what) = match status {
         400 => ("invalid_request_error", None, "Invalid request"),

@@ -171,6 +171,71 @@ def test_tool_call_round_trip(client, mock, p, stream):
     assert "Paris" in sent
 
 
+# ------------------------------------------------------------- vision and JSON mode
+
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+@pytest.mark.parametrize("p", PROVIDERS, ids=ids(PROVIDERS))
+def test_image_input_reaches_the_provider(client, mock, p):
+    mark = marker()
+    content = [
+        {"type": "text", "text": f"describe {mark}"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+    ]
+    r = client.chat.completions.create(model=group(p), messages=[{"role": "user", "content": content}], max_tokens=50)
+    assert r.choices[0].message.content == f"mock reply to: describe {mark}"
+    # The image's bytes went upstream in the provider's own image block.
+    assert PNG_B64 in json.dumps(mock.get(p.upstream, mark)["body"])
+
+
+# What each provider's request says when OpenAI's JSON mode is asked for.
+JSON_MODE_MARKS = {
+    "openai": '"json_object"',
+    "azure": '"json_object"',
+    "gemini": '"application/json"',
+    "vertex_ai": '"application/json"',
+    "cohere": '"json_object"',
+    "ollama_chat": '"format": "json"',
+    "ollama": '"format": "json"',
+}
+JSON_MODE = [p for p in PROVIDERS if p.name in JSON_MODE_MARKS]
+
+
+@pytest.mark.parametrize("p", JSON_MODE, ids=ids(JSON_MODE))
+def test_json_mode_is_translated(client, mock, p):
+    mark = marker()
+    r = client.chat.completions.create(
+        model=group(p),
+        messages=user(f"answer in JSON {mark}"),
+        response_format={"type": "json_object"},
+        max_tokens=50,
+    )
+    assert r.choices[0].message.content == f"mock reply to: answer in JSON {mark}"
+    assert JSON_MODE_MARKS[p.name] in json.dumps(mock.get(p.upstream, mark)["body"])
+
+
+# Anthropic and Bedrock have no JSON switch: JSON mode is a forced tool whose input becomes
+# the message text (as LiteLLM does it); the mock's tool input is {"city": "Paris"}.
+FORCED_TOOL_JSON = [p for p in PROVIDERS if p.name in ("anthropic", "bedrock")]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("p", FORCED_TOOL_JSON, ids=ids(FORCED_TOOL_JSON))
+def test_json_mode_through_a_forced_tool(client, p, stream):
+    out = chat_turn(
+        client,
+        stream,
+        model=group(p),
+        messages=user(f"answer in JSON {marker()}"),
+        response_format={"type": "json_object"},
+        max_tokens=50,
+    )
+    assert json.loads(out["content"]) == {"city": "Paris"}
+    assert not out["calls"], "the forced tool is not the client's: no tool call may show"
+    assert out["finish"] == "stop"
+
+
 # ------------------------------------------------------------- stops and max_tokens
 
 

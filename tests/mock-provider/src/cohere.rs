@@ -229,7 +229,8 @@ fn as_openai(v: &Value) -> Value {
     if v.get("tool_choice").and_then(Value::as_str) == Some("NONE") {
         o["tool_choice"] = json!("none");
     }
-    // Tool results may be documents; their data is the text.
+    // Tool results may be documents; their data is the text. Parts without text (images)
+    // add nothing, so an image beside the text does not change the reply.
     if let Some(Value::Array(msgs)) = o.get_mut("messages") {
         for m in msgs.iter_mut() {
             if let Some(Value::Array(parts)) = m.get("content") {
@@ -240,6 +241,7 @@ fn as_openai(v: &Value) -> Value {
                         Some(other) => other.to_string(),
                         None => content_text(&Value::Array(vec![p.clone()])),
                     })
+                    .filter(|t| !t.is_empty())
                     .collect();
                 m["content"] = json!(text.join(" "));
             }
@@ -498,6 +500,16 @@ mod tests {
             json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
         let (reply, _) = openai::chat_reply(&as_openai(&v), &scenario("m-max-tokens-echo"));
         assert_eq!(reply, Reply::Text("max_tokens=5".into()));
+    }
+
+    #[test]
+    fn image_parts_do_not_change_the_reply_text() {
+        let v = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "describe"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
+        validate_chat(&v).unwrap();
+        let (reply, _) = openai::chat_reply(&as_openai(&v), &Scenario::default());
+        assert_eq!(reply, Reply::Text("mock reply to: describe".into()));
     }
 
     #[test]

@@ -313,6 +313,7 @@ EMBEDDERS = [
     ("p-bedrock-embed-2", "cohere.embed-english-v3", 3),
     ("p-cohere-embed", "p-embed-english-v3.0", 3),
     ("p-ollama-embed", "p-nomic-embed-text", 3),
+    ("p-ollama_chat-embed", "p-nomic-embed-chat", 3),
     ("p-azure-embed", "p-azure-embedding", 3),
 ]
 
@@ -335,10 +336,11 @@ def test_embeddings(client, mock, model, upstream, batch):
 @pytest.mark.parametrize(
     "model, upstream, path",
     [
+        ("p-openai-chat", "p-gpt-4o", "/v1/completions"),
         ("p-ollama-chat", "p-llama3-generate", "/api/generate"),
         ("p-azure-chat", "p-azure-gpt-4o", "/openai/deployments/p-azure-gpt-4o/completions"),
     ],
-    ids=["ollama", "azure"],
+    ids=["openai", "ollama", "azure"],
 )
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_legacy_completions(client, mock, model, upstream, path, stream):
@@ -357,3 +359,16 @@ def test_legacy_completions(client, mock, model, upstream, path, stream):
     assert text == f"mock reply to: {prompt}"
     assert finishes == ["stop"]
     assert mock.get(upstream, mark)["path"] == path
+
+
+# ---------------------------------------------------------------- built-in mock/
+
+
+def test_builtin_mock_embeds_and_completes(client):
+    """mock/ answers every endpoint in-process (no provider is called)."""
+    a = client.embeddings.create(model="mock-local", input=["one", "two", "one"])
+    vectors = [d.embedding for d in a.data]
+    assert len(vectors) == 3 and len(vectors[0]) > 0
+    assert vectors[0] == vectors[2] and vectors[0] != vectors[1], "deterministic per input"
+    r = client.completions.create(model="mock-local", prompt=f"anything {marker()}")
+    assert r.choices[0].text == "hello from the built-in mock"

@@ -171,6 +171,38 @@ def test_tool_call_round_trip(client, mock, p, stream):
     assert "Paris" in sent
 
 
+@pytest.mark.parametrize("p", WITH_TOOLS, ids=ids(WITH_TOOLS))
+def test_tool_choice_none_gets_text(client, p):
+    mark = marker()
+    kwargs = dict(model=group(p), messages=user(f"no tools {mark}"), tools=TOOLS, tool_choice="none", max_tokens=50)
+    if p.name == "bedrock":
+        # Converse cannot say "none"; LiteLLM refuses it too unless drop_params is on.
+        with pytest.raises(openai.BadRequestError) as ei:
+            client.chat.completions.create(**kwargs)
+        assert "tool_choice" in ei.value.response.json()["error"]["message"]
+        return
+    out = chat_turn(client, False, **kwargs)
+    assert out["content"] == f"mock reply to: no tools {mark}"
+    assert out["finish"] == "stop"
+
+
+@pytest.mark.parametrize("p", WITH_TOOLS, ids=ids(WITH_TOOLS))
+def test_forced_tool_choice_calls_that_tool(client, p):
+    """The mock calls the first tool offered unless one is forced: forcing the second proves
+    tool_choice reached the provider (Ollama, which has none, is offered only that tool)."""
+    other = {"type": "function", "function": {"name": "other", "parameters": {"type": "object", "properties": {}}}}
+    out = chat_turn(
+        client,
+        True,
+        model=group(p),
+        messages=user(f"forced {marker()}"),
+        tools=TOOLS + [other],
+        tool_choice={"type": "function", "function": {"name": "other"}},
+        max_tokens=50,
+    )
+    assert [c["name"] for c in out["calls"]] == ["other"], out["calls"]
+
+
 # ------------------------------------------------------------- vision and JSON mode
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

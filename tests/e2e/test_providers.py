@@ -14,7 +14,16 @@ import openai
 import pytest
 
 from conftest import assert_error_shape, marker, words
-from test_gateway import TOOLS, assert_vectors_close, chat_turn, collect_stream, expected_embedding, user
+from test_gateway import (
+    TOOLS,
+    assert_vectors_close,
+    chat_turn,
+    collect_stream,
+    expected_embedding,
+    read_tolerant,
+    sse_payloads,
+    user,
+)
 
 
 @dataclass(frozen=True)
@@ -332,6 +341,28 @@ def test_prompt_too_long_is_context_length_exceeded(client, p):
     err = assert_error_shape(ei.value.response.json())
     assert err["type"] == "invalid_request_error", err
     assert err["code"] == "context_length_exceeded", err
+
+
+@pytest.mark.parametrize("p", PROVIDERS, ids=ids(PROVIDERS))
+def test_stream_cut_upstream_ends_with_an_error_event(raw, p):
+    """The mock aborts the body after two content events: the client gets what arrived, then
+    an error event and no [DONE], so a truncated answer never looks complete."""
+    mark = marker()
+    r = raw.post(
+        "/v1/chat/completions",
+        json={"model": group(p, "cut"), "messages": user(f"cut {mark}"), "max_tokens": 50, "stream": True},
+        stream=True,
+    )
+    assert r.status_code == 200, r.text
+    text = read_tolerant(r)
+    assert "data: [DONE]" not in text
+    payloads = sse_payloads(text)
+    errors = [x for x in payloads if isinstance(x, dict) and "error" in x]
+    assert errors and errors[-1]["error"].get("message"), text
+    content = "".join(
+        (x.get("choices") or [{}])[0].get("delta", {}).get("content") or "" for x in payloads if "choices" in x
+    )
+    assert content and f"mock reply to: cut {mark}".startswith(content), content
 
 
 # ------------------------------------------------------------------------- embeddings

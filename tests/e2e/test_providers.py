@@ -91,6 +91,25 @@ def test_chat_plain(client, mock, p):
     assert rec["path"].endswith(p.chat_path), rec["path"]
 
 
+@pytest.mark.parametrize("p", PROVIDERS, ids=ids(PROVIDERS))
+def test_conversation_with_system_prompt(client, mock, p):
+    """A system prompt and earlier turns go upstream in the provider's own places (Gemini's
+    systemInstruction, Anthropic's and Bedrock's system, Ollama's system field, ...)."""
+    mark = marker()
+    messages = [
+        {"role": "system", "content": f"be terse {mark}"},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": [{"type": "text", "text": f"second question {mark}"}]},
+    ]
+    r = client.chat.completions.create(model=group(p), messages=messages, max_tokens=100, temperature=0.3, top_p=0.9)
+    assert r.choices[0].message.content == f"mock reply to: second question {mark}"
+    sent = json.dumps(mock.get(p.upstream, mark)["body"])
+    assert f"be terse {mark}" in sent and "first answer" in sent and "first question" in sent
+    # The mock counts every message's words, the system prompt's too.
+    assert r.usage.prompt_tokens >= 9
+
+
 # -------------------------------------------------------------------------- streaming
 
 

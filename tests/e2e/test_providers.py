@@ -2,8 +2,8 @@
 provider speaking that provider's own wire format → back.
 
 Each provider has the `p-<provider>-*` model groups of config.yaml: `-chat` (text, tools,
-stops), `-429` / `-400` (the mock's error-NNN scenarios) and, where the provider embeds,
-`-embed`. Whatever the wire format, the client must see OpenAI's answers: the mock replies
+stops), `-429` / `-400` (the mock's error-NNN scenarios), `-ctx` (its prompt-too-long error),
+`-cut` (a stream broken off midway) and, where the provider embeds, `-embed`. Whatever the wire format, the client must see OpenAI's answers: the mock replies
 `mock reply to: <last user text>` everywhere, so every provider is held to the same text.
 """
 

@@ -124,6 +124,8 @@ cargo build -q -p tollgate-lambda -p tollgate-mock-provider
 start mock "$root/target/debug/mock-provider" --host 127.0.0.1 --port 0
 MOCK_URL=$(wait_for_line mock 'http://127\.0\.0\.1:[0-9]+' 30)
 export MOCK_URL MOCK_OPENAI_BASE="$MOCK_URL/v1" MOCK_ANTHROPIC_BASE="$MOCK_URL" MOCK_API_KEY="sk-mock-upstream"
+# Vertex AI deployments trade their service-account JWT for a token at the mock's fake endpoint.
+export MOCK_GOOGLE_TOKEN_URI="$MOCK_URL/token"
 export TOLLGATE_MASTER_KEY="sk-test-master"
 export LITELLM_LOG=warn
 
@@ -193,7 +195,7 @@ for host in $hosts; do
           exit 1
         fi
         printf 'TOLLGATE_CONFIG_YAML=`%s`\n' "$yaml_text"
-        for v in MOCK_OPENAI_BASE MOCK_ANTHROPIC_BASE MOCK_API_KEY TOLLGATE_MASTER_KEY; do
+        for v in MOCK_URL MOCK_OPENAI_BASE MOCK_ANTHROPIC_BASE MOCK_GOOGLE_TOKEN_URI MOCK_API_KEY TOLLGATE_MASTER_KEY; do
           printf '%s=%s\n' "$v" "${!v}"
         done
       } >"$run_dir/.dev.vars"

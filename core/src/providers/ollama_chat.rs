@@ -17,7 +17,7 @@ use super::{ChatStream, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{
-    AssistantMessage, ChatCompletion, ChatMessage, ChatRequest, Choice, MessageContent, Role,
+    AssistantMessage, ChatCompletion, ChatMessage, ChatRequest, Choice, MessageContent, Role, Tool,
 };
 
 const CHAT_PATH: &str = "/api/chat";
@@ -112,9 +112,7 @@ fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError
     let mut body = Map::new();
     body.insert("model".into(), json!(d.upstream_model));
     body.insert("messages".into(), Value::Array(messages(&req.messages)?));
-    // Ollama has no tool_choice: "none" is honoured by not offering the tools.
-    let tools_off = req.tool_choice.as_ref().and_then(Value::as_str) == Some("none");
-    if let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty() && !tools_off) {
+    if let Some(tools) = offered_tools(req)? {
         let tools = serde_json::to_value(tools)
             .map_err(|e| GatewayError::invalid_request(e.to_string()))?;
         body.insert("tools".into(), tools);
@@ -124,6 +122,33 @@ fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError
     }
     finish_body(&mut body, chat_options(req), req.is_stream(), &req.extra);
     Ok(Value::Object(body))
+}
+
+/// The tools to offer. Ollama has no `tool_choice`, so it is honoured through the list:
+/// `"none"` offers none, and a named function offers only that one, so the model cannot call
+/// another (ignoring the name would let it). `"auto"` and `"required"` offer them all.
+fn offered_tools(req: &ChatRequest) -> Result<Option<Vec<&Tool>>, GatewayError> {
+    let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let choice = req.tool_choice.as_ref();
+    if choice.and_then(Value::as_str) == Some("none") {
+        return Ok(None);
+    }
+    let forced = choice
+        .and_then(|c| c.pointer("/function/name"))
+        .and_then(Value::as_str);
+    let Some(name) = forced else {
+        return Ok(Some(tools.iter().collect()));
+    };
+    let only: Vec<&Tool> = tools.iter().filter(|t| t.function.name == name).collect();
+    if only.is_empty() {
+        return Err(GatewayError::invalid_request(format!(
+            "tool_choice names the function {name:?}, which is not in tools"
+        ))
+        .with_param("tool_choice"));
+    }
+    Ok(Some(only))
 }
 
 fn messages(messages: &[ChatMessage]) -> Result<Vec<Value>, GatewayError> {

@@ -116,6 +116,15 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Anthropic's answer to a prompt longer than the context window.
+pub fn context_overflow() -> ApiError {
+    ApiError::new(
+        400,
+        "invalid_request_error",
+        "prompt is too long: 215033 tokens > 200000 maximum",
+    )
+}
+
 pub fn simulated_error(status: u16, model: &str) -> ApiError {
     let (typ, what) = match status {
         400 => ("invalid_request_error", "Invalid request"),

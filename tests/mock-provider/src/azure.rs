@@ -202,6 +202,9 @@ pub async fn handle(
     if let Some(status) = sc.error_status {
         return openai::simulated_error(status, &model).response();
     }
+    if sc.context_overflow {
+        return openai::context_overflow().response();
+    }
     match path.operation {
         Operation::Embeddings => openai::embeddings(&v, &model),
         Operation::Images => crate::images::generate(&v),

@@ -105,6 +105,15 @@ impl ApiError {
     }
 }
 
+/// Bedrock's answer to a prompt longer than the model's context window.
+pub fn context_overflow() -> ApiError {
+    ApiError::new(
+        400,
+        "ValidationException",
+        "Input is too long for requested model.",
+    )
+}
+
 pub fn simulated_error(status: u16) -> ApiError {
     let (exception, message) = match status {
         400 => (

@@ -107,6 +107,14 @@ pub fn check_auth(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Cohere's answer to a prompt longer than the context window.
+pub fn context_overflow() -> ApiError {
+    ApiError::new(
+        400,
+        "too many tokens: total number of tokens in the prompt cannot exceed 4081 - received 5211. Try using a shorter prompt, or enabling prompt truncating. See https://docs.cohere.com/reference/chat for more details.",
+    )
+}
+
 pub fn simulated_error(status: u16, model: &str) -> ApiError {
     let what = match status {
         400 => "invalid request",
@@ -221,7 +229,8 @@ fn as_openai(v: &Value) -> Value {
     if v.get("tool_choice").and_then(Value::as_str) == Some("NONE") {
         o["tool_choice"] = json!("none");
     }
-    // Tool results may be documents; their data is the text.
+    // Tool results may be documents; their data is the text. Parts without text (images)
+    // add nothing, so an image beside the text does not change the reply.
     if let Some(Value::Array(msgs)) = o.get_mut("messages") {
         for m in msgs.iter_mut() {
             if let Some(Value::Array(parts)) = m.get("content") {
@@ -232,6 +241,7 @@ fn as_openai(v: &Value) -> Value {
                         Some(other) => other.to_string(),
                         None => content_text(&Value::Array(vec![p.clone()])),
                     })
+                    .filter(|t| !t.is_empty())
                     .collect();
                 m["content"] = json!(text.join(" "));
             }
@@ -451,6 +461,9 @@ pub async fn handle(
     if let Some(status) = sc.error_status {
         return simulated_error(status, model).response();
     }
+    if sc.context_overflow {
+        return context_overflow().response();
+    }
     if embed_route {
         embed(&v)
     } else {
@@ -487,6 +500,16 @@ mod tests {
             json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
         let (reply, _) = openai::chat_reply(&as_openai(&v), &scenario("m-max-tokens-echo"));
         assert_eq!(reply, Reply::Text("max_tokens=5".into()));
+    }
+
+    #[test]
+    fn image_parts_do_not_change_the_reply_text() {
+        let v = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "describe"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
+        validate_chat(&v).unwrap();
+        let (reply, _) = openai::chat_reply(&as_openai(&v), &Scenario::default());
+        assert_eq!(reply, Reply::Text("mock reply to: describe".into()));
     }
 
     #[test]

@@ -132,6 +132,13 @@ fn rpc_status(status: u16) -> &'static str {
     }
 }
 
+/// Gemini's (AI Studio and Vertex) answer to a prompt longer than the context window.
+pub fn context_overflow() -> ApiError {
+    ApiError::invalid(
+        "The input token count (1199842) exceeds the maximum number of tokens allowed (1048576).",
+    )
+}
+
 pub fn simulated_error(status: u16, model: &str) -> ApiError {
     let what = match status {
         400 => "Request contains an invalid argument.",
@@ -513,6 +520,9 @@ pub fn answer(route: &ModelRoute, query: Option<&str>, body: &[u8], sc: &Scenari
     };
     if let Some(status) = sc.error_status {
         return simulated_error(status, &route.model).response();
+    }
+    if sc.context_overflow {
+        return context_overflow().response();
     }
     match method {
         Method::BatchEmbed => batch_embed(&v),

@@ -24,6 +24,8 @@ pub struct Scenario {
     pub echo_max_tokens: bool,
     /// `content-filter` (Azure only): refuse with Azure's content-filter error.
     pub content_filter: bool,
+    /// `context-overflow`: refuse with the provider's own "prompt too long" 400.
+    pub context_overflow: bool,
 }
 
 /// `flaky`: the 1st, 3rd, 5th... request for the model (since its recording was last
@@ -41,6 +43,7 @@ pub fn scenario(model: &str) -> Scenario {
         slow_ms: number_after(model, "slow-").map(|n| n.min(MAX_SLOW_MS)),
         echo_max_tokens: model.contains("max-tokens-echo"),
         content_filter: model.contains("content-filter"),
+        context_overflow: model.contains("context-overflow"),
     }
 }
 
@@ -399,6 +402,8 @@ mod tests {
         assert_eq!(scenario("m-slow-250").slow_ms, Some(250));
         assert_eq!(scenario("m-slow-99999999").slow_ms, Some(MAX_SLOW_MS));
         assert!(scenario("claude-max-tokens-echo").echo_max_tokens);
+        assert!(scenario("gemini-context-overflow").context_overflow);
+        assert!(!scenario("gemini-context").context_overflow);
         let s = scenario("gpt-slow-10-cut-stream");
         assert_eq!(s.slow_ms, Some(10));
         assert!(s.cut_stream);

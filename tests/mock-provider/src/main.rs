@@ -309,9 +309,6 @@ async fn handle(req: Request<Incoming>, state: &State) -> Resp {
             return openai::ApiError::new(503, "flaky: every other request fails", "server_error")
                 .response();
         }
-        if model.contains("context-overflow") {
-            return openai::context_overflow().response();
-        }
     }
     match route {
         Route::Messages | Route::CountTokens => anthropic_route(route, &parts, parsed).await,
@@ -378,6 +375,9 @@ async fn openai_route(
     if let Some(status) = sc.error_status {
         return openai::simulated_error(status, model).response();
     }
+    if sc.context_overflow {
+        return openai::context_overflow().response();
+    }
     match route {
         Route::Chat => openai::chat(&v, model, &sc),
         Route::Completions => openai::completions(&v, model, &sc),
@@ -412,6 +412,9 @@ async fn anthropic_route(
     apply_delay(sc.slow_ms).await;
     if let Some(status) = sc.error_status {
         return anthropic::simulated_error(status, model).response();
+    }
+    if sc.context_overflow {
+        return anthropic::context_overflow().response();
     }
     if route == Route::CountTokens {
         return anthropic::count_tokens(&v);
@@ -506,6 +509,9 @@ async fn bedrock_route(parts: &Parts, bytes: &Bytes, state: &State) -> Resp {
     if let Some(status) = sc.error_status {
         return bedrock::simulated_error(status).response();
     }
+    if sc.context_overflow {
+        return bedrock::context_overflow().response();
+    }
     match op {
         bedrock::Operation::Invoke => bedrock::invoke(&v, &model),
         _ => bedrock::converse(&v, op, &sc),
@@ -547,5 +553,42 @@ mod tests {
         assert!(args(&["--port", "x"]).is_err());
         assert!(args(&["--threads", "0"]).is_err());
         assert!(args(&["--bogus"]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod context_overflow_tests {
+    use serde_json::Value;
+
+    fn body(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    /// Each format's "prompt too long" is a 400 worded the way the real API words it, which
+    /// is what the gateway's per-provider error mapping looks for.
+    #[test]
+    fn every_format_refuses_an_over_long_prompt_its_own_way() {
+        let openai = crate::openai::context_overflow();
+        assert_eq!(openai.status, 400);
+        assert_eq!(
+            body(&openai.body())["error"]["code"],
+            "context_length_exceeded"
+        );
+        let anthropic = body(&crate::anthropic::context_overflow().body());
+        assert!(anthropic["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("prompt is too long"));
+        let gemini = crate::gemini::context_overflow();
+        assert_eq!(body(&gemini.body())["error"]["status"], "INVALID_ARGUMENT");
+        let bedrock = crate::bedrock::context_overflow();
+        assert_eq!(
+            (bedrock.status, bedrock.message.as_str()),
+            (400, "Input is too long for requested model.")
+        );
+        assert!(crate::cohere::context_overflow()
+            .message
+            .starts_with("too many tokens"));
+        assert_eq!(crate::ollama::context_overflow().status, 400);
     }
 }

@@ -43,6 +43,12 @@ impl ApiError {
     }
 }
 
+/// Ollama's refusal of an input longer than the context (its server's wording, which it
+/// uses where it does not truncate).
+pub fn context_overflow() -> ApiError {
+    ApiError::new(400, "input length exceeds the context length")
+}
+
 pub fn simulated_error(status: u16, model: &str) -> ApiError {
     let message = match status {
         404 => format!("model \"{model}\" not found, try pulling it first"),
@@ -383,6 +389,9 @@ pub async fn handle(endpoint: Endpoint, parsed: Result<Value, serde_json::Error>
     crate::apply_delay(sc.slow_ms).await;
     if let Some(status) = sc.error_status {
         return simulated_error(status, model).response();
+    }
+    if sc.context_overflow {
+        return context_overflow().response();
     }
     match endpoint {
         Endpoint::Chat => chat(&v, model, &sc),

@@ -29,19 +29,6 @@ pub struct ApiError {
     pub code: Option<&'static str>,
 }
 
-/// OpenAI's answer to a prompt longer than the model's window (`context-overflow` models).
-pub fn context_overflow() -> ApiError {
-    let mut e = ApiError::new(
-        400,
-        "This model's maximum context length is 8192 tokens. However, your messages resulted in \
-         9000 tokens. Please reduce the length of the messages.",
-        "invalid_request_error",
-    );
-    e.param = Some("messages".into());
-    e.code = Some("context_length_exceeded");
-    e
-}
-
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>, typ: &'static str) -> Self {
         ApiError {
@@ -111,6 +98,15 @@ pub fn check_auth(headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(e);
     }
     Ok(())
+}
+
+/// OpenAI's (and Azure OpenAI's) answer to a prompt longer than the context window.
+pub fn context_overflow() -> ApiError {
+    ApiError::invalid(
+        "This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages.",
+        Some("messages"),
+        Some("context_length_exceeded"),
+    )
 }
 
 /// The error a `...-error-NNN` model answers with.

@@ -93,6 +93,35 @@ fn json_schema_becomes_the_format_and_tool_choice_none_drops_tools() {
 }
 
 #[test]
+fn a_forced_tool_is_the_only_one_offered() {
+    let tools = json!([
+        {"type": "function", "function": {"name": "get_weather"}},
+        {"type": "function", "function": {"name": "other"}}
+    ]);
+    let forced = |name: &str| json!({"type": "function", "function": {"name": name}});
+    let b = body(&simple(
+        json!({"tools": tools, "tool_choice": forced("other")}),
+    ));
+    let names: Vec<&str> = b["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["other"]);
+    // "required" cannot be expressed: every tool stays on offer.
+    let b = body(&simple(json!({"tools": tools, "tool_choice": "required"})));
+    assert_eq!(b["tools"].as_array().unwrap().len(), 2);
+    let e = OllamaChat
+        .chat_request(
+            &simple(json!({"tools": tools, "tool_choice": forced("missing")})),
+            &deployment(),
+        )
+        .unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("tool_choice"));
+}
+
+#[test]
 fn bad_requests_are_400s() {
     let refused = |req: ChatRequest| OllamaChat.chat_request(&req, &deployment()).unwrap_err();
     let e = refused(chat(

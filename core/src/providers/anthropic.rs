@@ -1216,6 +1216,7 @@ impl StreamTranslator for AnthropicStream {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::providers::split_test::{self, content_of, finishes, run};
 
     const STREAM_TEXT: &str = include_str!("fixtures/anthropic/stream_text.txt");
     const STREAM_TOOL_USE: &str = include_str!("fixtures/anthropic/stream_tool_use.txt");
@@ -1614,51 +1615,23 @@ mod tests {
 
     // ----------------------------------------------------------------- stream
 
+    fn stream(json_mode: bool) -> Box<dyn StreamTranslator<Chunk = ChatChunk>> {
+        Box::new(AnthropicStream::new(json_mode))
+    }
+
     /// Feeds `bytes` in two pieces split at `split`; the chunks as JSON and the result.
     fn run_stream(
         bytes: &[u8],
         split: usize,
         json_mode: bool,
     ) -> (Vec<Value>, Result<(), GatewayError>, Option<Usage>) {
-        let mut t = AnthropicStream::new(json_mode);
-        let mut out = Vec::new();
-        let res = t
-            .feed(&bytes[..split], &mut out)
-            .and_then(|_| t.feed(&bytes[split..], &mut out))
-            .and_then(|_| t.finish(&mut out));
-        let chunks = out
-            .iter()
-            .map(|c| serde_json::to_value(c).unwrap())
-            .collect();
-        (chunks, res, t.usage())
+        let r = run(stream(json_mode), bytes, split);
+        (r.chunks, r.result, r.usage)
     }
 
     /// Every split point gives the same chunks as the whole stream in one piece.
-    fn assert_split_invariant(stream: &str, json_mode: bool) -> (Vec<Value>, Option<Usage>) {
-        let bytes = stream.as_bytes();
-        let (whole, res, usage) = run_stream(bytes, 0, json_mode);
-        res.unwrap();
-        for split in 1..=bytes.len() {
-            let (chunks, res, u) = run_stream(bytes, split, json_mode);
-            assert!(res.is_ok(), "split {split}");
-            assert_eq!(chunks, whole, "split {split}");
-            assert_eq!(u, usage, "split {split}");
-        }
-        (whole, usage)
-    }
-
-    fn content_of(chunks: &[Value]) -> String {
-        chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-            .collect()
-    }
-
-    fn finishes(chunks: &[Value]) -> Vec<&str> {
-        chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-            .collect()
+    fn assert_split_invariant(stream_text: &str, json_mode: bool) -> (Vec<Value>, Option<Usage>) {
+        split_test::assert_split_invariant(|| stream(json_mode), stream_text)
     }
 
     #[test]

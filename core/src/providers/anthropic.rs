@@ -1215,8 +1215,8 @@ impl StreamTranslator for AnthropicStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::providers::split_test::{self, content_of, finishes, run};
+    use crate::providers::test_support::{self, chat};
 
     const STREAM_TEXT: &str = include_str!("fixtures/anthropic/stream_text.txt");
     const STREAM_TOOL_USE: &str = include_str!("fixtures/anthropic/stream_tool_use.txt");
@@ -1229,24 +1229,15 @@ mod tests {
 
     /// A deployment with extra `litellm_params` (`, key: value` pairs).
     fn deployment_with(params: &str) -> Deployment {
-        let yaml = format!(
-            "model_list:\n  - model_name: c\n    litellm_params: {{model: anthropic/claude-3-5-sonnet-20240620, api_key: k{params}}}\n"
-        );
-        let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-        (*cfg.deployments[0]).clone()
-    }
-
-    fn chat(v: Value) -> ChatRequest {
-        serde_json::from_value(v).unwrap()
+        test_support::deployment(
+            "c",
+            &format!("{{model: anthropic/claude-3-5-sonnet-20240620, api_key: k{params}}}"),
+        )
     }
 
     /// A request with one user message plus `extra` fields.
     fn simple(extra: Value) -> ChatRequest {
-        let mut v = json!({"model": "c", "messages": [{"role": "user", "content": "hi"}]});
-        for (k, x) in extra.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        chat(v)
+        test_support::simple("c", extra)
     }
 
     fn body(req: &ChatRequest) -> Value {

@@ -164,17 +164,13 @@ struct Embedding {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::providers::test_support::{self, chat};
 
     fn deployment_with(params: &str) -> Deployment {
-        let yaml = format!(
-            "model_list:\n  - model_name: g\n    litellm_params: {{model: gemini/gemini-2.0-flash, api_key: gk{params}}}\n"
-        );
-        let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-        (*cfg.deployments[0]).clone()
-    }
-
-    fn chat(v: Value) -> ChatRequest {
-        serde_json::from_value(v).unwrap()
+        test_support::deployment(
+            "g",
+            &format!("{{model: gemini/gemini-2.0-flash, api_key: gk{params}}}"),
+        )
     }
 
     #[test]

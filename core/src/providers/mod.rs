@@ -26,6 +26,8 @@ pub mod vertex_ai;
 
 #[cfg(test)]
 mod split_test;
+#[cfg(test)]
+mod test_support;
 
 use bytes::Bytes;
 use serde_json::Value;

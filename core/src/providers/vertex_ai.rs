@@ -225,16 +225,12 @@ struct Statistics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::providers::google_auth::tests::{FakeClock, TokenEndpoint, TEST_ACCOUNT, TOKEN_OK};
+    use crate::providers::test_support;
     use std::sync::atomic::AtomicU64;
 
     fn deployment_with(params: &str) -> Deployment {
-        let yaml = format!(
-            "model_list:\n  - model_name: v\n    litellm_params: {{model: vertex_ai/gemini-1.5-pro{params}}}\n"
-        );
-        let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-        (*cfg.deployments[0]).clone()
+        test_support::deployment("v", &format!("{{model: vertex_ai/gemini-1.5-pro{params}}}"))
     }
 
     fn with_credentials(extra: &str) -> Deployment {
@@ -286,10 +282,8 @@ mod tests {
 
     #[test]
     fn vertex_ai_beta_is_an_alias() {
-        let d = {
-            let yaml = "model_list:\n  - model_name: v\n    litellm_params: {model: vertex_ai_beta/gemini-pro, vertex_project: p}\n";
-            (*Config::from_yaml(yaml, &|_| None).unwrap().deployments[0]).clone()
-        };
+        let d =
+            test_support::deployment("v", "{model: vertex_ai_beta/gemini-pro, vertex_project: p}");
         assert_eq!(d.provider.prefix(), "vertex_ai");
         assert!(d.provider.api().is_ok());
     }

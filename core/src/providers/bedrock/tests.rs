@@ -9,6 +9,7 @@ use super::*;
 use crate::config::Config;
 use crate::openai::ChatRequest;
 use crate::ports::{BodyStream, Clock, HttpClient, TransportError};
+use crate::providers::test_support::{self, chat};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
@@ -34,16 +35,8 @@ fn signed() -> Deployment {
     ))
 }
 
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
-}
-
 fn simple(extra: Value) -> ChatRequest {
-    let mut v = json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]});
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
-    }
-    chat(v)
+    test_support::simple("claude", extra)
 }
 
 fn body(req: &ChatRequest) -> Value {

@@ -6,22 +6,15 @@ use serde_json::{json, Value};
 use super::*;
 use crate::openai::{ChatChunk, ChatRequest, Usage};
 use crate::providers::split_test::{self, content_of, finishes, run};
+use crate::providers::test_support::{self, chat};
 use crate::providers::StreamTranslator;
 
 const STREAM_TEXT: &str = include_str!("../fixtures/gemini/stream_text.txt");
 const STREAM_FUNCTION_CALL: &str = include_str!("../fixtures/gemini/stream_function_call.txt");
 
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
-}
-
 /// A request with one user message plus `extra` fields.
 fn simple(extra: Value) -> ChatRequest {
-    let mut v = json!({"model": "g", "messages": [{"role": "user", "content": "hi"}]});
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
-    }
-    chat(v)
+    test_support::simple("g", extra)
 }
 
 fn body(req: &ChatRequest) -> Value {

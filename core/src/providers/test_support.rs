@@ -1,0 +1,28 @@
+//! Test support shared by the provider tests: a deployment from one line of YAML and chat
+//! requests from JSON.
+
+use serde_json::{json, Value};
+
+use crate::config::{Config, Deployment};
+use crate::openai::ChatRequest;
+
+/// The deployment of a one-model config: group `name` with `litellm_params` (a YAML value).
+pub fn deployment(name: &str, litellm_params: &str) -> Deployment {
+    let yaml =
+        format!("model_list:\n  - model_name: {name}\n    litellm_params: {litellm_params}\n");
+    let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
+    (*cfg.deployments[0]).clone()
+}
+
+pub fn chat(v: Value) -> ChatRequest {
+    serde_json::from_value(v).unwrap()
+}
+
+/// A request to `model` with one user message plus `extra` fields.
+pub fn simple(model: &str, extra: Value) -> ChatRequest {
+    let mut v = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    chat(v)
+}

@@ -17,7 +17,8 @@ use super::{join_url, json_post, parse_json, stream_cut, StreamChunk, StreamTran
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
-    ChatChunk, ChatRequest, Delta, FunctionCall, FunctionCallDelta, ToolCall, ToolCallDelta, Usage,
+    AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Choice, Delta, FunctionCall,
+    FunctionCallDelta, MessageContent, ToolCall, ToolCallDelta, Usage,
 };
 
 pub const DEFAULT_BASE: &str = "http://localhost:11434";
@@ -182,6 +183,38 @@ pub fn image_data<'a>(url: &'a str, param: &str) -> Result<&'a str, GatewayError
             )
             .with_param(param)
         })
+}
+
+/// A message's text (text parts joined) and its images' base64 data.
+pub fn content(
+    content: Option<&MessageContent>,
+    i: usize,
+) -> Result<(String, Vec<String>), GatewayError> {
+    let parts = match content {
+        None => return Ok((String::new(), Vec::new())),
+        Some(MessageContent::Text(s)) => return Ok((s.clone(), Vec::new())),
+        Some(MessageContent::Parts(parts)) => parts,
+    };
+    let mut text = String::new();
+    let mut images = Vec::new();
+    for (j, p) in parts.iter().enumerate() {
+        let path = format!("messages[{i}].content[{j}]");
+        match p.kind.as_str() {
+            "text" => text.push_str(p.text.as_deref().unwrap_or("")),
+            "image_url" => {
+                let param = format!("{path}.image_url");
+                let url = p.image_url.as_ref().map(|u| u.url()).unwrap_or("");
+                images.push(image_data(url, &param)?.to_string());
+            }
+            other => {
+                return Err(GatewayError::invalid_request(format!(
+                    "ollama does not support {other:?} content parts"
+                ))
+                .with_param(format!("{path}.type")))
+            }
+        }
+    }
+    Ok((text, images))
 }
 
 // ------------------------------------------------------------------------------- answers
@@ -381,6 +414,38 @@ pub fn tool_calls(answer: &Answer, first: usize) -> Vec<ToolCall> {
             },
         })
         .collect()
+}
+
+/// An answer as a chat completion with `calls` (none for the generate API).
+pub fn completion(answer: &Answer, calls: Vec<ToolCall>) -> ChatCompletion {
+    let finish = finish_reason(answer.done_reason.as_deref(), !calls.is_empty());
+    let mut message = AssistantMessage {
+        role: "assistant".into(),
+        content: Some(answer.text().to_string()).filter(|t| !t.is_empty()),
+        tool_calls: Some(calls).filter(|c| !c.is_empty()),
+        extra: Map::new(),
+    };
+    if !answer.reasoning().is_empty() {
+        message
+            .extra
+            .insert("reasoning_content".into(), json!(answer.reasoning()));
+    }
+    ChatCompletion {
+        id: String::new(),
+        object: "chat.completion".into(),
+        created: unix_seconds(&answer.created_at),
+        model: String::new(),
+        choices: vec![Choice {
+            index: 0,
+            message,
+            finish_reason: Some(finish.into()),
+            logprobs: None,
+            extra: Map::new(),
+        }],
+        usage: Some(answer.usage()),
+        system_fingerprint: None,
+        extra: Map::new(),
+    }
 }
 
 /// Reads a whole (non-streamed) answer; an `{"error"}` body with a 200 is still an error.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::openai_compatible::fallback_message;
+use super::tool_arguments;
 use super::{
     join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi, StreamTranslator,
 };
@@ -405,24 +406,8 @@ fn assistant_blocks(m: &ChatMessage, i: usize) -> Result<Vec<Value>, GatewayErro
     };
     blocks.extend(content_blocks(m.content.as_ref(), i)?);
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let param = || format!("messages[{i}].tool_calls[{j}].function.arguments");
-        let args = call.function.arguments.trim();
-        let input: Value = if args.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(args).map_err(|e| {
-                GatewayError::invalid_request(format!(
-                    "tool call arguments are not valid JSON: {e}"
-                ))
-                .with_param(param())
-            })?
-        };
-        if !input.is_object() {
-            return Err(GatewayError::invalid_request(
-                "anthropic needs tool call arguments to be a JSON object",
-            )
-            .with_param(param()));
-        }
+        let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
+        let input = tool_arguments::parse_object(&call.function.arguments, "anthropic", &param)?;
         blocks.push(json!({
             "type": "tool_use",
             "id": call.id,

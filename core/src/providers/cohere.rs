@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::json_lines::{json_payload, LineBuffer};
 use super::openai_compatible::fallback_message;
+use super::tool_arguments;
 use super::{
     join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi, StreamTranslator,
 };
@@ -438,14 +439,6 @@ fn finish_reason(reason: Option<&str>) -> Result<&'static str, GatewayError> {
     }
 }
 
-fn arguments_text(arguments: Value) -> String {
-    match arguments {
-        Value::String(s) => s,
-        Value::Null => "{}".into(),
-        other => other.to_string(),
-    }
-}
-
 fn completion(r: ChatResponse) -> Result<ChatCompletion, GatewayError> {
     let finish = finish_reason(r.finish_reason.as_deref())?;
     let mut text = String::new();
@@ -463,7 +456,7 @@ fn completion(r: ChatResponse) -> Result<ChatCompletion, GatewayError> {
             kind: "function".into(),
             function: FunctionCall {
                 name: c.function.name,
-                arguments: arguments_text(c.function.arguments),
+                arguments: tool_arguments::text(&c.function.arguments),
             },
         })
         .collect();

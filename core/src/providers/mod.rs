@@ -22,6 +22,7 @@ pub mod openai_compatible;
 pub mod openai_stream;
 pub mod stability;
 pub mod text_completion;
+mod tool_arguments;
 pub mod vertex_ai;
 
 #[cfg(test)]

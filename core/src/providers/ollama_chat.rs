@@ -13,6 +13,7 @@ use super::ollama_common::{
     self, chat_options, content, finish_body, format, ollama_error, parse_answer, post,
     single_choice, tool_calls, OllamaChatStream,
 };
+use super::tool_arguments;
 use super::{ChatStream, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
@@ -173,17 +174,8 @@ fn assistant_tool_calls(
 ) -> Result<Value, GatewayError> {
     let mut out = Vec::with_capacity(calls.len());
     for (j, c) in calls.iter().enumerate() {
-        let text = c.function.arguments.trim();
-        let arguments: Value = if text.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(text).map_err(|e| {
-                GatewayError::invalid_request(format!(
-                    "tool call arguments are not valid JSON: {e}"
-                ))
-                .with_param(format!("messages[{i}].tool_calls[{j}].function.arguments"))
-            })?
-        };
+        let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
+        let arguments = tool_arguments::parse(&c.function.arguments, &param)?;
         out.push(json!({ "function": { "name": c.function.name, "arguments": arguments } }));
     }
     Ok(Value::Array(out))

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use super::json_lines::LineBuffer;
 use super::openai_compatible::fallback_message;
 use super::text_completion::TextChunk;
+use super::tool_arguments;
 use super::{join_url, json_post, parse_json, stream_cut, StreamChunk, StreamTranslator};
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
@@ -389,15 +390,6 @@ pub fn made_up_id(prefix: &str, created_at: &str, ordinal: usize) -> String {
     )
 }
 
-/// Ollama's arguments object as the JSON text OpenAI clients expect.
-pub fn arguments_text(arguments: &Value) -> String {
-    match arguments {
-        Value::String(s) => s.clone(),
-        Value::Null => "{}".into(),
-        other => other.to_string(),
-    }
-}
-
 /// The answer's tool calls in OpenAI's shape; `first` is the ordinal of the first one in the
 /// whole answer (streams send calls over several lines).
 pub fn tool_calls(answer: &Answer, first: usize) -> Vec<ToolCall> {
@@ -410,7 +402,7 @@ pub fn tool_calls(answer: &Answer, first: usize) -> Vec<ToolCall> {
             kind: "function".into(),
             function: FunctionCall {
                 name: c.function.name.clone(),
-                arguments: arguments_text(&c.function.arguments),
+                arguments: tool_arguments::text(&c.function.arguments),
             },
         })
         .collect()

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::super::anthropic::{ensure_object_type, json_mode_schema, thinking, JSON_TOOL};
 use super::super::parse_json;
+use super::super::tool_arguments;
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
@@ -396,24 +397,8 @@ fn assistant_blocks(m: &ChatMessage, i: usize) -> Result<Vec<Value>, GatewayErro
     };
     blocks.extend(content_blocks(m.content.as_ref(), &Map::new(), i)?);
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let param = || format!("messages[{i}].tool_calls[{j}].function.arguments");
-        let args = call.function.arguments.trim();
-        let input: Value = if args.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(args).map_err(|e| {
-                GatewayError::invalid_request(format!(
-                    "tool call arguments are not valid JSON: {e}"
-                ))
-                .with_param(param())
-            })?
-        };
-        if !input.is_object() {
-            return Err(GatewayError::invalid_request(
-                "bedrock needs tool call arguments to be a JSON object",
-            )
-            .with_param(param()));
-        }
+        let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
+        let input = tool_arguments::parse_object(&call.function.arguments, "bedrock", &param)?;
         blocks.push(json!({ "toolUse": {
             "toolUseId": call.id,
             "name": call.function.name,

@@ -15,16 +15,15 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::openai_compatible::fallback_message;
-use super::tool_arguments;
+use super::{claude_answer, tool_arguments};
 use super::{
     join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi, StreamTranslator,
 };
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
-    AssistantMessage, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart,
-    Delta, FunctionCall, FunctionCallDelta, MessageContent, PromptTokensDetails, Role, ToolCall,
-    ToolCallDelta, Usage,
+    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, Delta,
+    FunctionCallDelta, MessageContent, Role, ToolCallDelta, Usage,
 };
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -686,25 +685,12 @@ impl AnthropicUsage {
     /// Input tokens exclude cached ones in Anthropic's count; OpenAI's prompt_tokens (and
     /// LiteLLM's) include every input token, with the cached share in the details.
     fn to_openai(self) -> Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let write = self.cache_creation_input_tokens.unwrap_or(0);
-        let prompt = self.input_tokens.unwrap_or(0) + read + write;
-        let mut usage = Usage::new(prompt, self.output_tokens.unwrap_or(0));
-        if self.cache_read_input_tokens.is_some() || self.cache_creation_input_tokens.is_some() {
-            usage.prompt_tokens_details = Some(PromptTokensDetails {
-                cached_tokens: read,
-                cache_creation_tokens: Some(write),
-                ..Default::default()
-            });
-            // LiteLLM also reports Anthropic's own names at the top level.
-            usage
-                .extra
-                .insert("cache_read_input_tokens".into(), json!(read));
-            usage
-                .extra
-                .insert("cache_creation_input_tokens".into(), json!(write));
-        }
-        usage
+        claude_answer::usage(
+            self.input_tokens.unwrap_or(0),
+            self.output_tokens.unwrap_or(0),
+            self.cache_read_input_tokens,
+            self.cache_creation_input_tokens,
+        )
     }
 }
 
@@ -719,65 +705,20 @@ fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 }
 
 fn completion(msg: MessageResponse, json_mode: bool) -> ChatCompletion {
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut thinking_blocks = Vec::new();
-    let mut tool_calls = Vec::new();
-    let mut json_answer = None;
+    let mut answer = claude_answer::Answer::new(json_mode);
     for block in msg.content {
         match block {
-            Block::Text { text: t } => text.push_str(&t),
-            // The forced JSON tool's input is the answer itself.
-            Block::ToolUse { name, input, .. } if json_mode && name == JSON_TOOL => {
-                json_answer = Some(input.to_string());
-            }
-            Block::ToolUse { id, name, input } => tool_calls.push(ToolCall {
-                id,
-                kind: "function".into(),
-                function: FunctionCall {
-                    name,
-                    arguments: input.to_string(),
-                },
-            }),
+            Block::Text { text } => answer.text(&text),
+            Block::ToolUse { id, name, input } => answer.tool_use(id, name, &input),
             Block::Thinking {
                 thinking,
                 signature,
-            } => {
-                reasoning.push_str(&thinking);
-                thinking_blocks.push(
-                    json!({ "type": "thinking", "thinking": thinking, "signature": signature }),
-                );
-            }
-            Block::RedactedThinking { data } => {
-                thinking_blocks.push(json!({ "type": "redacted_thinking", "data": data }));
-            }
+            } => answer.thinking(thinking, signature),
+            Block::RedactedThinking { data } => answer.redacted_thinking(data),
             Block::Other => {}
         }
     }
-    let mut finish = finish_reason(msg.stop_reason.as_deref());
-    let content = match json_answer {
-        Some(answer) => {
-            if tool_calls.is_empty() {
-                finish = "stop";
-            }
-            Some(answer)
-        }
-        None => Some(text).filter(|t| !t.is_empty()),
-    };
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content,
-        tool_calls: Some(tool_calls).filter(|t| !t.is_empty()),
-        extra: Map::new(),
-    };
-    if !thinking_blocks.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(reasoning));
-        message
-            .extra
-            .insert("thinking_blocks".into(), Value::Array(thinking_blocks));
-    }
+    let (message, finish) = answer.into_message(finish_reason(msg.stop_reason.as_deref()));
     ChatCompletion {
         id: msg.id,
         object: "chat.completion".into(),

@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+mod claude_answer;
 pub mod cohere;
 pub mod gemini;
 pub mod gemini_format;

@@ -9,12 +9,11 @@ use serde_json::{json, Map, Value};
 
 use super::super::anthropic::{ensure_object_type, json_mode_schema, thinking, JSON_TOOL};
 use super::super::parse_json;
-use super::super::tool_arguments;
+use super::super::{claude_answer, tool_arguments};
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
-    AssistantMessage, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, FunctionCall,
-    MessageContent, PromptTokensDetails, Role, ToolCall, Usage,
+    ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, MessageContent, Role, Usage,
 };
 
 /// The OpenAI parameters Converse can express (`user` is accepted and not sent: Bedrock has
@@ -625,26 +624,15 @@ pub struct BedrockUsage {
 
 impl BedrockUsage {
     pub fn to_openai(self) -> Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let write = self.cache_write_input_tokens.unwrap_or(0);
-        let prompt = self.input_tokens + read + write;
-        let mut usage = Usage::new(prompt, self.output_tokens);
+        let mut usage = claude_answer::usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_input_tokens,
+            self.cache_write_input_tokens,
+        );
         // Bedrock's own total already counts the cache; keep it when given, as LiteLLM does.
         if let Some(total) = self.total_tokens.filter(|t| *t > 0) {
             usage.total_tokens = total;
-        }
-        if self.cache_read_input_tokens.is_some() || self.cache_write_input_tokens.is_some() {
-            usage.prompt_tokens_details = Some(PromptTokensDetails {
-                cached_tokens: read,
-                cache_creation_tokens: Some(write),
-                ..Default::default()
-            });
-            usage
-                .extra
-                .insert("cache_read_input_tokens".into(), json!(read));
-            usage
-                .extra
-                .insert("cache_creation_input_tokens".into(), json!(write));
         }
         usage
     }
@@ -670,66 +658,24 @@ pub fn completion(body: &[u8], json_mode: bool) -> Result<ChatCompletion, Gatewa
             format!("the provider returned an unreadable response: {e}"),
         )
     })?;
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut thinking_blocks = Vec::new();
-    let mut tool_calls = Vec::new();
-    let mut json_answer = None;
+    let mut answer = claude_answer::Answer::new(json_mode);
     for block in resp.output.message.map(|m| m.content).unwrap_or_default() {
         if let Some(t) = block.text {
-            text.push_str(&t);
+            answer.text(&t);
         }
         if let Some(call) = block.tool_use {
-            if json_mode && call.name == JSON_TOOL {
-                // The forced JSON tool's input is the answer itself.
-                json_answer = Some(call.input.to_string());
-            } else {
-                tool_calls.push(ToolCall {
-                    id: call.tool_use_id,
-                    kind: "function".into(),
-                    function: FunctionCall {
-                        name: call.name,
-                        arguments: call.input.to_string(),
-                    },
-                });
-            }
+            answer.tool_use(call.tool_use_id, call.name, &call.input);
         }
         if let Some(r) = block.reasoning_content {
             if let Some(rt) = r.reasoning_text {
-                reasoning.push_str(&rt.text);
-                thinking_blocks.push(
-                    json!({ "type": "thinking", "thinking": rt.text, "signature": rt.signature }),
-                );
+                answer.thinking(rt.text, rt.signature);
             }
             if let Some(data) = r.redacted_content {
-                thinking_blocks.push(json!({ "type": "redacted_thinking", "data": data }));
+                answer.redacted_thinking(data);
             }
         }
     }
-    let mut finish = finish_reason(resp.stop_reason.as_deref());
-    let content = match json_answer {
-        Some(answer) => {
-            if tool_calls.is_empty() {
-                finish = "stop";
-            }
-            Some(answer)
-        }
-        None => Some(text).filter(|t| !t.is_empty()),
-    };
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content,
-        tool_calls: Some(tool_calls).filter(|t| !t.is_empty()),
-        extra: Map::new(),
-    };
-    if !thinking_blocks.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(reasoning));
-        message
-            .extra
-            .insert("thinking_blocks".into(), Value::Array(thinking_blocks));
-    }
+    let (message, finish) = answer.into_message(finish_reason(resp.stop_reason.as_deref()));
     Ok(ChatCompletion {
         id: String::new(),
         object: "chat.completion".into(),

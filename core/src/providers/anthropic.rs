@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::openai_compatible::fallback_message;
+use super::turns::Turns;
 use super::{claude_answer, tool_arguments};
 use super::{
     join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi, StreamTranslator,
@@ -187,7 +188,7 @@ fn translate_messages(
     messages: &[ChatMessage],
 ) -> Result<(Option<Value>, Vec<Value>), GatewayError> {
     let mut system = SystemPrompt::default();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for (i, m) in messages.iter().enumerate() {
         let (role, mut blocks) = match m.role {
             Role::System | Role::Developer => {
@@ -206,15 +207,8 @@ fn translate_messages(
             }
         };
         apply_cache_control(&mut blocks, &m.extra);
-        // Empty messages are refused upstream; dropping them keeps the conversation valid.
-        if blocks.is_empty() {
-            continue;
-        }
-        // Anthropic requires user and assistant turns to alternate: merge neighbours.
-        match turns.last_mut() {
-            Some((last, prev)) if *last == role => prev.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
+        // Anthropic requires user and assistant turns to alternate: neighbours merge.
+        turns.push(role, blocks);
     }
     if turns.is_empty() {
         return Err(GatewayError::invalid_request(
@@ -222,23 +216,7 @@ fn translate_messages(
         )
         .with_param("messages"));
     }
-    trim_final_assistant(&mut turns);
-    let turns = turns
-        .into_iter()
-        .map(|(role, content)| json!({ "role": role, "content": content }))
-        .collect();
-    Ok((system.into_value(), turns))
-}
-
-/// Anthropic refuses a final (prefill) assistant turn that ends in whitespace.
-fn trim_final_assistant(turns: &mut [(&'static str, Vec<Value>)]) {
-    let Some(("assistant", blocks)) = turns.last_mut() else {
-        return;
-    };
-    if let Some(Value::String(text)) = blocks.last_mut().and_then(|b| b.get_mut("text")) {
-        let trimmed = text.trim_end().len();
-        text.truncate(trimmed);
-    }
+    Ok((system.into_value(), turns.into_messages()))
 }
 
 /// System and developer messages, in order.

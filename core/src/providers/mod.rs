@@ -24,6 +24,7 @@ pub mod openai_stream;
 pub mod stability;
 pub mod text_completion;
 mod tool_arguments;
+mod turns;
 pub mod vertex_ai;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::super::anthropic::{ensure_object_type, json_mode_schema, thinking, JSON_TOOL};
 use super::super::parse_json;
+use super::super::turns::Turns;
 use super::super::{claude_answer, tool_arguments};
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
@@ -171,7 +172,7 @@ pub fn base_model(model: &str) -> &str {
 /// The `system` blocks and the alternating user/assistant turns.
 fn translate_messages(messages: &[ChatMessage]) -> Result<(Vec<Value>, Vec<Value>), GatewayError> {
     let mut system = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for (i, m) in messages.iter().enumerate() {
         let (role, blocks) = match m.role {
             Role::System | Role::Developer => {
@@ -189,15 +190,8 @@ fn translate_messages(messages: &[ChatMessage]) -> Result<(Vec<Value>, Vec<Value
                 .with_param(format!("messages[{i}].role")))
             }
         };
-        // Empty messages are refused upstream; dropping them keeps the conversation valid.
-        if blocks.is_empty() {
-            continue;
-        }
-        // Converse requires user and assistant turns to alternate: merge neighbours.
-        match turns.last_mut() {
-            Some((last, prev)) if *last == role => prev.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
+        // Converse requires user and assistant turns to alternate: neighbours merge.
+        turns.push(role, blocks);
     }
     if turns.is_empty() {
         return Err(GatewayError::invalid_request(
@@ -205,23 +199,7 @@ fn translate_messages(messages: &[ChatMessage]) -> Result<(Vec<Value>, Vec<Value
         )
         .with_param("messages"));
     }
-    trim_final_assistant(&mut turns);
-    let turns = turns
-        .into_iter()
-        .map(|(role, content)| json!({ "role": role, "content": content }))
-        .collect();
-    Ok((system, turns))
-}
-
-/// Models refuse a final (prefill) assistant turn that ends in whitespace.
-fn trim_final_assistant(turns: &mut [(&'static str, Vec<Value>)]) {
-    let Some(("assistant", blocks)) = turns.last_mut() else {
-        return;
-    };
-    if let Some(Value::String(text)) = blocks.last_mut().and_then(|b| b.get_mut("text")) {
-        let trimmed = text.trim_end().len();
-        text.truncate(trimmed);
-    }
+    Ok((system, turns.into_messages()))
 }
 
 /// A prompt-caching marker (`cache_control` on a part or message) is a `cachePoint` block

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::gemini::{embedding_list, embedding_texts};
-use super::gemini_format::{self, GeminiStream};
+use super::gemini_format::{self, to_vec, GeminiStream};
 use super::google_auth::{ServiceAccount, TokenCache, CLOUD_PLATFORM_SCOPE};
 use super::{json_post, parse_json, ChatStream, ProviderApi, SendContext};
 use crate::config::Deployment;
@@ -41,12 +41,7 @@ impl ProviderApi for VertexAi {
         req: &ChatRequest,
         d: &Deployment,
     ) -> Result<http::Request<Bytes>, GatewayError> {
-        let body = to_vec(&gemini_format::request_body(req)?)?;
-        let method = if req.is_stream() {
-            "streamGenerateContent?alt=sse"
-        } else {
-            "generateContent"
-        };
+        let (body, method) = gemini_format::chat_body(req)?;
         json_post(&model_url(d, method)?, &[], body)
     }
 
@@ -171,10 +166,6 @@ fn service_account(d: &Deployment) -> Result<ServiceAccount, GatewayError> {
         .with_param("vertex_credentials")
     })?;
     ServiceAccount::from_credentials(credentials)
-}
-
-fn to_vec(v: &Value) -> Result<Vec<u8>, GatewayError> {
-    serde_json::to_vec(v).map_err(|e| GatewayError::invalid_request(e.to_string()))
 }
 
 /// Vertex's text-embedding models take `instances: [{content}]` on `:predict`.

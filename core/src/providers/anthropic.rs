@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::function_tools::function_tools;
 use super::openai_compatible::fallback_message;
 use super::turns::Turns;
 use super::{claude_answer, tool_arguments};
@@ -24,7 +25,7 @@ use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, Delta,
-    FunctionCallDelta, MessageContent, Role, ToolCallDelta, Usage,
+    FunctionCallDelta, FunctionDefinition, MessageContent, Role, ToolCallDelta, Usage,
 };
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -462,22 +463,9 @@ fn add_tools(
 
 fn tool_definitions(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
     let mut out = Vec::new();
-    for (i, tool) in req.tools.iter().flatten().enumerate() {
-        if tool.kind != "function" {
-            return Err(GatewayError::invalid_request(format!(
-                "anthropic supports only function tools, not {:?}",
-                tool.kind
-            ))
-            .with_param(format!("tools[{i}].type")));
-        }
+    for tool in function_tools(req, "anthropic")? {
         let f = &tool.function;
-        let mut schema = f
-            .parameters
-            .clone()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
-        ensure_object_type(&mut schema);
-        let mut def = json!({ "name": f.name, "input_schema": schema });
+        let mut def = json!({ "name": f.name, "input_schema": input_schema(f) });
         if let Some(desc) = &f.description {
             def["description"] = json!(desc);
         }
@@ -485,6 +473,17 @@ fn tool_definitions(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
         out.push(def);
     }
     Ok(out)
+}
+
+/// A function's parameters as an input schema: an object schema, `{}` when none is given.
+pub(crate) fn input_schema(f: &FunctionDefinition) -> Value {
+    let mut schema = f
+        .parameters
+        .clone()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
+    ensure_object_type(&mut schema);
+    schema
 }
 
 /// Anthropic requires `"type": "object"` at the top of every input schema.

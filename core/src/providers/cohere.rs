@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::function_tools::function_tools;
 use super::json_lines::{json_payload, LineBuffer};
 use super::openai_compatible::fallback_message;
 use super::tool_arguments;
@@ -266,14 +267,7 @@ fn tool_message(m: &ChatMessage, i: usize) -> Result<Value, GatewayError> {
 /// (`REQUIRED`) or none; forcing one named tool is expressed by offering only that tool.
 fn add_tools(req: &ChatRequest, body: &mut Map<String, Value>) -> Result<(), GatewayError> {
     let mut tools: Vec<Value> = Vec::new();
-    for (i, tool) in req.tools.iter().flatten().enumerate() {
-        if tool.kind != "function" {
-            return Err(GatewayError::invalid_request(format!(
-                "cohere supports only function tools, not {:?}",
-                tool.kind
-            ))
-            .with_param(format!("tools[{i}].type")));
-        }
+    for tool in function_tools(req, "cohere")? {
         let f = &tool.function;
         let mut function = json!({ "name": f.name });
         if let Some(desc) = &f.description {

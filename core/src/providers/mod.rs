@@ -10,6 +10,7 @@ pub mod azure;
 pub mod bedrock;
 mod claude_answer;
 pub mod cohere;
+mod function_tools;
 pub mod gemini;
 pub mod gemini_format;
 pub mod google_auth;

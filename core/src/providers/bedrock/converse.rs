@@ -7,7 +7,8 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::super::anthropic::{ensure_object_type, json_mode_schema, thinking, JSON_TOOL};
+use super::super::anthropic::{input_schema, json_mode_schema, thinking, JSON_TOOL};
+use super::super::function_tools::function_tools;
 use super::super::parse_json;
 use super::super::turns::Turns;
 use super::super::{claude_answer, tool_arguments};
@@ -464,22 +465,13 @@ fn tool_spec(name: &str, description: Option<&str>, schema: Value) -> Value {
 
 fn tool_specs(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
     let mut out = Vec::new();
-    for (i, tool) in req.tools.iter().flatten().enumerate() {
-        if tool.kind != "function" {
-            return Err(GatewayError::invalid_request(format!(
-                "bedrock supports only function tools, not {:?}",
-                tool.kind
-            ))
-            .with_param(format!("tools[{i}].type")));
-        }
+    for tool in function_tools(req, "bedrock")? {
         let f = &tool.function;
-        let mut schema = f
-            .parameters
-            .clone()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
-        ensure_object_type(&mut schema);
-        out.push(tool_spec(&f.name, f.description.as_deref(), schema));
+        out.push(tool_spec(
+            &f.name,
+            f.description.as_deref(),
+            input_schema(f),
+        ));
         out.extend(cache_point(&f.extra).or_else(|| cache_point(&tool.extra)));
     }
     Ok(out)

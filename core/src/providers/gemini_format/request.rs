@@ -7,6 +7,7 @@ use super::schema::{gemini_schema, has_properties};
 use super::THOUGHT_SIGNATURE_SEPARATOR;
 use crate::error::GatewayError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolCall};
+use crate::providers::function_tools::function_tools;
 use crate::providers::tool_arguments;
 
 /// OpenAI parameters Gemini can express. `top_k`, `thinking` and `safety_settings` are
@@ -333,14 +334,7 @@ fn add_tools(req: &ChatRequest, body: &mut Map<String, Value>) -> Result<(), Gat
 
 fn function_declarations(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
     let mut out = Vec::new();
-    for (i, tool) in req.tools.iter().flatten().enumerate() {
-        if tool.kind != "function" {
-            return Err(GatewayError::invalid_request(format!(
-                "gemini supports only function tools, not {:?}",
-                tool.kind
-            ))
-            .with_param(format!("tools[{i}].type")));
-        }
+    for tool in function_tools(req, "gemini")? {
         let f = &tool.function;
         let mut decl = json!({ "name": f.name });
         if let Some(desc) = &f.description {

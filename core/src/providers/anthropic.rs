@@ -19,10 +19,11 @@ use super::openai_compatible::fallback_message;
 use super::turns::Turns;
 use super::{claude_answer, tool_arguments};
 use super::{
-    join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi, StreamTranslator,
+    from_upstream, join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi,
+    StreamTranslator,
 };
 use crate::config::Deployment;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, Delta,
     FunctionCallDelta, FunctionDefinition, MessageContent, Role, ToolCallDelta, Usage,
@@ -712,16 +713,6 @@ fn completion(msg: MessageResponse, json_mode: bool) -> ChatCompletion {
         system_fingerprint: None,
         extra: Map::new(),
     }
-}
-
-/// Types an upstream JSON value; a shape we cannot read is the provider's fault (502).
-fn from_upstream<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
-    serde_json::from_value(value).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })
 }
 
 // -------------------------------------------------------------------------------- errors

@@ -18,7 +18,8 @@ use super::json_lines::{json_payload, LineBuffer};
 use super::openai_compatible::fallback_message;
 use super::tool_arguments;
 use super::{
-    join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi, StreamTranslator,
+    from_upstream, join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi,
+    StreamTranslator,
 };
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
@@ -842,16 +843,6 @@ fn stream_error(value: &Value) -> GatewayError {
         e.code = Some("context_length_exceeded".into());
     }
     e
-}
-
-/// Types an upstream JSON value; a shape we cannot read is the provider's fault (502).
-fn from_upstream<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
-    serde_json::from_value(value).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })
 }
 
 impl StreamTranslator for CohereStream {

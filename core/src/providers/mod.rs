@@ -422,6 +422,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Gate
     })
 }
 
+/// Types an upstream JSON value; a shape we cannot read is the provider's fault (502).
+pub fn from_upstream<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
+    serde_json::from_value(value).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::BadGateway,
+            format!("the provider returned an unreadable response: {e}"),
+        )
+    })
+}
+
 /// An OpenAI images answer, checked for its `data` list (anything else from upstream is a
 /// 502, not a success the client cannot read).
 pub fn openai_images_answer(body: &[u8]) -> Result<Value, GatewayError> {

@@ -9,11 +9,11 @@ use serde_json::{json, Map, Value};
 
 use super::super::anthropic::{input_schema, json_mode_schema, thinking, JSON_TOOL};
 use super::super::function_tools::function_tools;
-use super::super::parse_json;
 use super::super::turns::Turns;
 use super::super::{claude_answer, tool_arguments};
+use super::super::{from_upstream, parse_json};
 use crate::config::Deployment;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::openai::{
     ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, MessageContent, Role, Usage,
 };
@@ -622,12 +622,7 @@ pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 /// A Converse response as an OpenAI completion (id, model and time are stamped by the caller).
 pub fn completion(body: &[u8], json_mode: bool) -> Result<ChatCompletion, GatewayError> {
     let value: Value = parse_json(body)?;
-    let resp: ConverseResponse = serde_json::from_value(value).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })?;
+    let resp: ConverseResponse = from_upstream(value)?;
     let mut answer = claude_answer::Answer::new(json_mode);
     for block in resp.output.message.map(|m| m.content).unwrap_or_default() {
         if let Some(t) = block.text {

@@ -5,11 +5,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::THOUGHT_SIGNATURE_SEPARATOR;
-use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
     AssistantMessage, ChatCompletion, Choice, CompletionTokensDetails, FunctionCall,
     PromptTokensDetails, ToolCall, Usage,
 };
+pub use crate::providers::from_upstream;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -237,14 +237,4 @@ fn choice(index: u32, parts: CandidateParts, finish: &str) -> Choice {
         logprobs: None,
         extra: Map::new(),
     }
-}
-
-/// Types an upstream JSON value; a shape we cannot read is the provider's fault (502).
-pub fn from_upstream<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
-    serde_json::from_value(value).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })
 }

@@ -19,8 +19,8 @@ use super::openai_compatible::fallback_message;
 use super::turns::Turns;
 use super::{claude_answer, tool_arguments};
 use super::{
-    from_upstream, join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi,
-    StreamTranslator,
+    from_upstream, join_url, json_post, parse_json, single_choice, stream_cut, ChatStream,
+    ProviderApi, StreamTranslator,
 };
 use crate::config::Deployment;
 use crate::error::GatewayError;
@@ -127,12 +127,7 @@ pub(crate) fn messages_request(
 
 /// The whole Anthropic request body for `req`.
 fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(GatewayError::invalid_request(
-            "anthropic returns one choice per request; 'n' must be 1",
-        )
-        .with_param("n"));
-    }
+    single_choice(req, "anthropic")?;
     let (system, messages) = translate_messages(&req.messages)?;
     let thinking = thinking(req)?;
     let budget = thinking

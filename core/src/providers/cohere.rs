@@ -18,8 +18,8 @@ use super::json_lines::{json_payload, LineBuffer};
 use super::openai_compatible::fallback_message;
 use super::tool_arguments;
 use super::{
-    from_upstream, join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi,
-    StreamTranslator,
+    from_upstream, join_url, json_post, parse_json, single_choice, stream_cut, ChatStream,
+    ProviderApi, StreamTranslator,
 };
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
@@ -116,12 +116,7 @@ fn post(d: &Deployment, path: &str, body: &Value) -> Result<http::Request<Bytes>
 // ------------------------------------------------------------------------------- request
 
 fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(GatewayError::invalid_request(
-            "cohere returns one choice per request; 'n' must be 1",
-        )
-        .with_param("n"));
-    }
+    single_choice(req, "cohere")?;
     let mut body = Map::new();
     body.insert("model".into(), json!(d.upstream_model));
     body.insert("messages".into(), Value::Array(messages(&req.messages)?));

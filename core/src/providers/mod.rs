@@ -472,6 +472,17 @@ pub fn json_post(
     })
 }
 
+/// Refuses `n > 1` for the APIs (`provider`) that answer once per request.
+pub fn single_choice(req: &ChatRequest, provider: &str) -> Result<(), GatewayError> {
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(GatewayError::invalid_request(format!(
+            "{provider} returns one choice per request; 'n' must be 1"
+        ))
+        .with_param("n"));
+    }
+    Ok(())
+}
+
 /// The upstream stream ended before its end marker.
 pub fn stream_cut() -> GatewayError {
     GatewayError::new(

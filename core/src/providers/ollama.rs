@@ -12,10 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::ollama_common::{
     self, chat_options, completion_options, content, finish_body, finish_reason, format,
-    made_up_id, ollama_error, parse_answer, post, single_choice, Answer, OllamaChatStream,
-    OllamaTextStream,
+    made_up_id, ollama_error, parse_answer, post, Answer, OllamaChatStream, OllamaTextStream,
 };
-use super::{ChatStream, ProviderApi, TextStream};
+use super::{single_choice, ChatStream, ProviderApi, TextStream};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatCompletion, ChatMessage, ChatRequest, Role};
@@ -126,7 +125,7 @@ impl ProviderApi for OllamaGenerate {
 // ---------------------------------------------------------------------------------- chat
 
 fn chat_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {
-    single_choice(req)?;
+    single_choice(req, "ollama")?;
     if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(GatewayError::invalid_request(
             "ollama/ (the generate API) takes no tools; use ollama_chat/ for tool calling",

@@ -10,11 +10,11 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::ollama_common::{
-    self, chat_options, content, finish_body, format, ollama_error, parse_answer, post,
-    single_choice, tool_calls, OllamaChatStream,
+    self, chat_options, content, finish_body, format, ollama_error, parse_answer, post, tool_calls,
+    OllamaChatStream,
 };
 use super::tool_arguments;
-use super::{ChatStream, ProviderApi};
+use super::{single_choice, ChatStream, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatCompletion, ChatMessage, ChatRequest, Role};
@@ -107,7 +107,7 @@ impl ProviderApi for OllamaChat {
 }
 
 fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {
-    single_choice(req)?;
+    single_choice(req, "ollama")?;
     let mut body = Map::new();
     body.insert("model".into(), json!(d.upstream_model));
     body.insert("messages".into(), Value::Array(messages(&req.messages)?));

@@ -65,17 +65,6 @@ pub fn post(
     json_post(&join_url(base, path), &headers, body)
 }
 
-/// Refuses `n > 1`: Ollama answers once per request.
-pub fn single_choice(req: &ChatRequest) -> Result<(), GatewayError> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(GatewayError::invalid_request(
-            "ollama returns one choice per request; 'n' must be 1",
-        )
-        .with_param("n"));
-    }
-    Ok(())
-}
-
 /// `options` for a chat request.
 pub fn chat_options(req: &ChatRequest) -> Map<String, Value> {
     let mut options = Map::new();

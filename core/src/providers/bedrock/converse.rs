@@ -11,7 +11,7 @@ use super::super::anthropic::{input_schema, json_mode_schema, thinking, JSON_TOO
 use super::super::function_tools::function_tools;
 use super::super::turns::Turns;
 use super::super::{claude_answer, tool_arguments};
-use super::super::{from_upstream, parse_json};
+use super::super::{from_upstream, parse_json, single_choice};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{
@@ -54,12 +54,7 @@ pub fn json_mode(req: &ChatRequest) -> bool {
 
 /// The whole Converse body for `req`; `model` is the Bedrock model id.
 pub fn request_body(req: &ChatRequest, d: &Deployment, model: &str) -> Result<Value, GatewayError> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(GatewayError::invalid_request(
-            "bedrock returns one choice per request; 'n' must be 1",
-        )
-        .with_param("n"));
-    }
+    single_choice(req, "bedrock")?;
     let (system, messages) = translate_messages(&req.messages)?;
     let thinking = thinking(req)?;
     let budget = thinking

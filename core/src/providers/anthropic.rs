@@ -130,11 +130,7 @@ fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError
     single_choice(req, "anthropic")?;
     let (system, messages) = translate_messages(&req.messages)?;
     let thinking = thinking(req)?;
-    let budget = thinking
-        .as_ref()
-        .filter(|t| t.get("type").and_then(Value::as_str) == Some("enabled"))
-        .and_then(|t| t.get("budget_tokens"))
-        .and_then(Value::as_u64);
+    let budget = thinking_budget(thinking.as_ref());
 
     let mut body = Map::new();
     body.insert("model".into(), json!(d.upstream_model));
@@ -154,13 +150,7 @@ fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError
     if let Some(p) = req.top_p {
         body.insert("top_p".into(), json!(p));
     }
-    if let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) {
-        if !k.is_u64() {
-            return Err(
-                GatewayError::invalid_request("'top_k' must be a non-negative integer")
-                    .with_param("top_k"),
-            );
-        }
+    if let Some(k) = top_k(req)? {
         body.insert("top_k".into(), k.clone());
     }
     if let Some(stop) = req.stop.clone() {
@@ -573,6 +563,28 @@ pub(crate) fn thinking(req: &ChatRequest) -> Result<Option<Value>, GatewayError>
         .with_param("reasoning_effort"));
     }
     Ok(Some(json!({ "type": "enabled", "budget_tokens": budget })))
+}
+
+/// The token budget of an enabled `thinking`.
+pub(crate) fn thinking_budget(thinking: Option<&Value>) -> Option<u64> {
+    thinking
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("enabled"))
+        .and_then(|t| t.get("budget_tokens"))
+        .and_then(Value::as_u64)
+}
+
+/// `top_k`, when given: a non-negative integer.
+pub(crate) fn top_k(req: &ChatRequest) -> Result<Option<&Value>, GatewayError> {
+    let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    if !k.is_u64() {
+        return Err(
+            GatewayError::invalid_request("'top_k' must be a non-negative integer")
+                .with_param("top_k"),
+        );
+    }
+    Ok(Some(k))
 }
 
 // ------------------------------------------------------------------------------ response

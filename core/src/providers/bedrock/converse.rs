@@ -7,7 +7,9 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::super::anthropic::{input_schema, json_mode_schema, thinking, JSON_TOOL};
+use super::super::anthropic::{
+    input_schema, json_mode_schema, thinking, thinking_budget, top_k, JSON_TOOL,
+};
 use super::super::function_tools::function_tools;
 use super::super::turns::Turns;
 use super::super::{claude_answer, tool_arguments};
@@ -57,11 +59,7 @@ pub fn request_body(req: &ChatRequest, d: &Deployment, model: &str) -> Result<Va
     single_choice(req, "bedrock")?;
     let (system, messages) = translate_messages(&req.messages)?;
     let thinking = thinking(req)?;
-    let budget = thinking
-        .as_ref()
-        .filter(|t| t.get("type").and_then(Value::as_str) == Some("enabled"))
-        .and_then(|t| t.get("budget_tokens"))
-        .and_then(Value::as_u64);
+    let budget = thinking_budget(thinking.as_ref());
 
     let mut body = Map::new();
     body.insert("messages".into(), Value::Array(messages));
@@ -130,15 +128,9 @@ fn add_top_k(
     model: &str,
     additional: &mut Map<String, Value>,
 ) -> Result<(), GatewayError> {
-    let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) else {
+    let Some(k) = top_k(req)? else {
         return Ok(());
     };
-    if !k.is_u64() {
-        return Err(
-            GatewayError::invalid_request("'top_k' must be a non-negative integer")
-                .with_param("top_k"),
-        );
-    }
     let base = base_model(model);
     if base.starts_with("anthropic.") {
         additional.insert("top_k".into(), k.clone());

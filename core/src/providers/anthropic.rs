@@ -25,8 +25,8 @@ use super::{
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{
-    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, Delta,
-    FunctionCallDelta, FunctionDefinition, MessageContent, Role, ToolCallDelta, Usage,
+    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ContentPart, Delta, FunctionCallDelta,
+    FunctionDefinition, MessageContent, Role, ToolCallDelta, Usage,
 };
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -706,19 +706,8 @@ fn completion(msg: MessageResponse, json_mode: bool) -> ChatCompletion {
     let (message, finish) = answer.into_message(finish_reason(msg.stop_reason.as_deref()));
     ChatCompletion {
         id: msg.id,
-        object: "chat.completion".into(),
-        created: 0,
         model: msg.model,
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(msg.usage.to_openai()),
-        system_fingerprint: None,
-        extra: Map::new(),
+        ..ChatCompletion::with_choice(message, finish, msg.usage.to_openai())
     }
 }
 

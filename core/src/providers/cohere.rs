@@ -24,8 +24,8 @@ use super::{
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
-    AssistantMessage, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart,
-    Delta, FunctionCall, FunctionCallDelta, MessageContent, Role, ToolCall, ToolCallDelta, Usage,
+    AssistantMessage, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ContentPart, Delta,
+    FunctionCall, FunctionCallDelta, MessageContent, Role, ToolCall, ToolCallDelta, Usage,
 };
 
 pub const DEFAULT_BASE: &str = "https://api.cohere.com";
@@ -453,32 +453,10 @@ fn completion(r: ChatResponse) -> Result<ChatCompletion, GatewayError> {
     if text.is_empty() {
         text = r.message.tool_plan.unwrap_or_default();
     }
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: Some(text).filter(|t| !t.is_empty()),
-        tool_calls: Some(tool_calls).filter(|t| !t.is_empty()),
-        extra: Map::new(),
-    };
-    if !reasoning.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(reasoning));
-    }
+    let message = AssistantMessage::answer(text, tool_calls, reasoning);
     Ok(ChatCompletion {
         id: r.id,
-        object: "chat.completion".into(),
-        created: 0,
-        model: String::new(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(r.usage.unwrap_or_default().to_openai()),
-        system_fingerprint: None,
-        extra: Map::new(),
+        ..ChatCompletion::with_choice(message, finish, r.usage.unwrap_or_default().to_openai())
     })
 }
 

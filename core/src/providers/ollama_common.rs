@@ -18,7 +18,7 @@ use super::{join_url, json_post, parse_json, stream_cut, StreamChunk, StreamTran
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
-    AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Choice, Delta, FunctionCall,
+    AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Delta, FunctionCall,
     FunctionCallDelta, MessageContent, ToolCall, ToolCallDelta, Usage,
 };
 
@@ -400,32 +400,14 @@ pub fn tool_calls(answer: &Answer, first: usize) -> Vec<ToolCall> {
 /// An answer as a chat completion with `calls` (none for the generate API).
 pub fn completion(answer: &Answer, calls: Vec<ToolCall>) -> ChatCompletion {
     let finish = finish_reason(answer.done_reason.as_deref(), !calls.is_empty());
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: Some(answer.text().to_string()).filter(|t| !t.is_empty()),
-        tool_calls: Some(calls).filter(|c| !c.is_empty()),
-        extra: Map::new(),
-    };
-    if !answer.reasoning().is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), json!(answer.reasoning()));
-    }
+    let message = AssistantMessage::answer(
+        answer.text().to_string(),
+        calls,
+        answer.reasoning().to_string(),
+    );
     ChatCompletion {
-        id: String::new(),
-        object: "chat.completion".into(),
         created: unix_seconds(&answer.created_at),
-        model: String::new(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(answer.usage()),
-        system_fingerprint: None,
-        extra: Map::new(),
+        ..ChatCompletion::with_choice(message, finish, answer.usage())
     }
 }
 

@@ -17,7 +17,7 @@ use super::super::{from_upstream, parse_json, single_choice};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{
-    ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, MessageContent, Role, Usage,
+    ChatCompletion, ChatMessage, ChatRequest, ContentPart, MessageContent, Role, Usage,
 };
 
 /// The OpenAI parameters Converse can express (`user` is accepted and not sent: Bedrock has
@@ -628,20 +628,9 @@ pub fn completion(body: &[u8], json_mode: bool) -> Result<ChatCompletion, Gatewa
         }
     }
     let (message, finish) = answer.into_message(finish_reason(resp.stop_reason.as_deref()));
-    Ok(ChatCompletion {
-        id: String::new(),
-        object: "chat.completion".into(),
-        created: 0,
-        model: String::new(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(resp.usage.to_openai()),
-        system_fingerprint: None,
-        extra: Map::new(),
-    })
+    Ok(ChatCompletion::with_choice(
+        message,
+        finish,
+        resp.usage.to_openai(),
+    ))
 }

@@ -219,22 +219,6 @@ pub fn completion(resp: GenerateContentResponse) -> ChatCompletion {
 }
 
 fn choice(index: u32, parts: CandidateParts, finish: &str) -> Choice {
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: Some(parts.text).filter(|t| !t.is_empty()),
-        tool_calls: Some(parts.tool_calls).filter(|t| !t.is_empty()),
-        extra: Map::new(),
-    };
-    if !parts.reasoning.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(parts.reasoning));
-    }
-    Choice {
-        index,
-        message,
-        finish_reason: Some(finish.into()),
-        logprobs: None,
-        extra: Map::new(),
-    }
+    let message = AssistantMessage::answer(parts.text, parts.tool_calls, parts.reasoning);
+    Choice::new(index, message, finish)
 }

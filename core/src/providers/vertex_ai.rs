@@ -216,8 +216,9 @@ struct Statistics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::google_auth::tests::{FakeClock, TokenEndpoint, TEST_ACCOUNT, TOKEN_OK};
+    use crate::providers::google_auth::tests::{TokenEndpoint, TEST_ACCOUNT, TOKEN_OK};
     use crate::providers::test_support;
+    use crate::providers::test_support::FakeClock;
     use std::sync::atomic::AtomicU64;
 
     fn deployment_with(params: &str) -> Deployment {

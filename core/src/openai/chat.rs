@@ -407,6 +407,31 @@ pub struct Delta {
     pub extra: Map<String, Value>,
 }
 
+impl Delta {
+    /// The opening delta of a streamed answer: the assistant role and empty content.
+    pub fn start() -> Self {
+        Delta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+            ..Default::default()
+        }
+    }
+
+    pub fn text(text: String) -> Self {
+        Delta {
+            content: Some(text),
+            ..Default::default()
+        }
+    }
+
+    pub fn tool_calls(calls: Vec<ToolCallDelta>) -> Self {
+        Delta {
+            tool_calls: Some(calls),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallDelta {
     pub index: u32,

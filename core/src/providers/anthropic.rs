@@ -891,11 +891,7 @@ impl AnthropicStream {
                 if let Some(u) = message.usage {
                     usage.update(&u);
                 }
-                let delta = Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                };
+                let delta = Delta::start();
                 self.emit(out, delta, None);
             }
             StreamEvent::ContentBlockStart {
@@ -1014,10 +1010,7 @@ impl AnthropicStream {
 
     fn emit_text(&mut self, out: &mut Vec<ChatChunk>, text: String) {
         if !text.is_empty() {
-            let delta = Delta {
-                content: Some(text),
-                ..Default::default()
-            };
+            let delta = Delta::text(text);
             self.emit(out, delta, None);
         }
     }
@@ -1045,10 +1038,7 @@ impl AnthropicStream {
     }
 
     fn emit_tool_call(&mut self, out: &mut Vec<ChatChunk>, call: ToolCallDelta) {
-        let delta = Delta {
-            tool_calls: Some(vec![call]),
-            ..Default::default()
-        };
+        let delta = Delta::tool_calls(vec![call]);
         self.emit(out, delta, None);
     }
 

@@ -691,11 +691,7 @@ impl CohereStream {
         match event {
             StreamEvent::MessageStart { id } => {
                 self.id = id;
-                let delta = Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                };
+                let delta = Delta::start();
                 self.emit(out, delta, None);
             }
             StreamEvent::ContentStart { delta } | StreamEvent::ContentDelta { delta } => {
@@ -771,10 +767,7 @@ impl CohereStream {
 
     fn emit_text(&mut self, out: &mut Vec<ChatChunk>, text: String) {
         if !text.is_empty() {
-            let delta = Delta {
-                content: Some(text),
-                ..Default::default()
-            };
+            let delta = Delta::text(text);
             self.emit(out, delta, None);
         }
     }
@@ -790,10 +783,7 @@ impl CohereStream {
     }
 
     fn emit_tool_call(&mut self, out: &mut Vec<ChatChunk>, call: ToolCallDelta) {
-        let delta = Delta {
-            tool_calls: Some(vec![call]),
-            ..Default::default()
-        };
+        let delta = Delta::tool_calls(vec![call]);
         self.emit(out, delta, None);
     }
 

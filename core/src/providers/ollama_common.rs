@@ -502,11 +502,7 @@ impl OllamaChatStream {
         for a in answers {
             if !self.started {
                 self.started = true;
-                let delta = Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                };
+                let delta = Delta::start();
                 out.push(ChatChunk::with_delta(delta, None));
             }
             if !a.reasoning().is_empty() {
@@ -541,10 +537,7 @@ impl OllamaChatStream {
                 })
                 .collect();
             if !calls.is_empty() {
-                let delta = Delta {
-                    tool_calls: Some(calls),
-                    ..Default::default()
-                };
+                let delta = Delta::tool_calls(calls);
                 out.push(ChatChunk::with_delta(delta, None));
             }
             if a.done {

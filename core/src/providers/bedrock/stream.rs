@@ -144,11 +144,7 @@ impl ConverseStream {
         }
         match m.header_str(":event-type").unwrap_or("") {
             "messageStart" => {
-                let delta = Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                };
+                let delta = Delta::start();
                 emit(out, delta, None);
             }
             "contentBlockStart" => self.start_block(payload(m)?, out),
@@ -291,18 +287,12 @@ fn emit(out: &mut Vec<ChatChunk>, delta: Delta, finish: Option<&str>) {
 }
 
 fn emit_text(out: &mut Vec<ChatChunk>, text: String) {
-    let delta = Delta {
-        content: Some(text),
-        ..Default::default()
-    };
+    let delta = Delta::text(text);
     emit(out, delta, None);
 }
 
 fn emit_tool_call(out: &mut Vec<ChatChunk>, call: ToolCallDelta) {
-    let delta = Delta {
-        tool_calls: Some(vec![call]),
-        ..Default::default()
-    };
+    let delta = Delta::tool_calls(vec![call]);
     emit(out, delta, None);
 }
 

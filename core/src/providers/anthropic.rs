@@ -1018,23 +1018,9 @@ impl AnthropicStream {
     /// Thinking as LiteLLM streams it: `reasoning_content` text, and `thinking_blocks`
     /// pieces (the signature arrives last, on its own).
     fn emit_thinking(&mut self, out: &mut Vec<ChatChunk>, text: String, signature: Option<String>) {
-        if text.is_empty() && signature.is_none() {
-            return;
+        if let Some(block) = claude_answer::thinking_block(&text, signature) {
+            self.emit(out, claude_answer::reasoning_delta(text, block), None);
         }
-        let mut block = json!({ "type": "thinking", "thinking": text });
-        if let Some(sig) = signature {
-            block["signature"] = Value::String(sig);
-        }
-        let mut delta = Delta::default();
-        if !text.is_empty() {
-            delta
-                .extra
-                .insert("reasoning_content".into(), Value::String(text));
-        }
-        delta
-            .extra
-            .insert("thinking_blocks".into(), Value::Array(vec![block]));
-        self.emit(out, delta, None);
     }
 
     fn emit_tool_call(&mut self, out: &mut Vec<ChatChunk>, call: ToolCallDelta) {

@@ -1,12 +1,12 @@
 //! What Anthropic Messages and Bedrock Converse answers share once read: their content blocks
 //! gathered into one OpenAI assistant message (JSON mode's forced tool becoming the text,
-//! thinking becoming `reasoning_content` and `thinking_blocks`), and usage with cache reads
-//! and writes counted as prompt tokens, as LiteLLM does.
+//! thinking becoming `reasoning_content` and `thinking_blocks`, also when streamed), and usage
+//! with cache reads and writes counted as prompt tokens, as LiteLLM does.
 
 use serde_json::{json, Map, Value};
 
 use super::anthropic::JSON_TOOL;
-use crate::openai::{AssistantMessage, FunctionCall, PromptTokensDetails, ToolCall, Usage};
+use crate::openai::{AssistantMessage, Delta, FunctionCall, PromptTokensDetails, ToolCall, Usage};
 
 /// An answer's content blocks, gathered in order.
 #[derive(Default)]
@@ -87,6 +87,34 @@ impl Answer {
         }
         (message, finish)
     }
+}
+
+/// A streamed thinking piece as a `thinking_blocks` entry (the signature arrives last, on
+/// its own); `None` when it carries nothing.
+pub fn thinking_block(text: &str, signature: Option<String>) -> Option<Value> {
+    if text.is_empty() && signature.is_none() {
+        return None;
+    }
+    let mut block = json!({ "type": "thinking", "thinking": text });
+    if let Some(sig) = signature {
+        block["signature"] = Value::String(sig);
+    }
+    Some(block)
+}
+
+/// Reasoning as LiteLLM streams it: `reasoning_content` text, when any, and the
+/// `thinking_blocks` piece.
+pub fn reasoning_delta(text: String, block: Value) -> Delta {
+    let mut delta = Delta::default();
+    if !text.is_empty() {
+        delta
+            .extra
+            .insert("reasoning_content".into(), Value::String(text));
+    }
+    delta
+        .extra
+        .insert("thinking_blocks".into(), Value::Array(vec![block]));
+    delta
 }
 
 /// OpenAI usage from counts whose input excludes cache reads and writes: prompt_tokens

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use super::error::put_event;
 use super::stream::EventSource;
 use crate::config::Deployment;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::openai::{PromptTokensDetails, Usage};
 use crate::providers::anthropic::{anthropic_error, messages_request};
-use crate::providers::stream_cut;
+use crate::providers::{parse_json, stream_cut};
 use crate::sse::{SseDecoder, SseEvent};
 
 /// The upstream request: the client's body for deployment `d`.
@@ -42,12 +42,7 @@ pub fn request(
 /// A whole answer, reported under `model` and otherwise byte for byte the upstream's, with
 /// its usage for the routing figures.
 pub fn full_answer(body: &[u8], model: &str) -> Result<(Bytes, Option<Usage>), GatewayError> {
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })?;
+    let mut value: Value = parse_json(body)?;
     if value.get("type").and_then(Value::as_str) == Some("error") || !value.is_object() {
         return Err(anthropic_error(502, body));
     }

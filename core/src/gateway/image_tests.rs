@@ -1,44 +1,13 @@
 //! `/v1/images/generations` through the whole pipeline: validation, each provider's request,
 //! answers, retries and fallbacks, with a scripted in-memory upstream.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::tests::{body_of, post, run, HeldTasks, SleepLog};
+use super::tests::{body_of, gateway_on, post, run, ScriptedClient, SleepLog};
 use super::*;
-use crate::ports::{BodyStream, HttpClient, TransportError};
-
-/// Answers from a queue of `(status, body)` and keeps what was sent.
-#[derive(Default)]
-struct Upstream {
-    answers: Mutex<VecDeque<(u16, &'static str)>>,
-    seen: Mutex<Vec<http::Request<Bytes>>>,
-}
-
-#[async_trait::async_trait]
-impl HttpClient for Upstream {
-    async fn send(
-        &self,
-        request: http::Request<Bytes>,
-        _timeout_ms: u64,
-    ) -> Result<http::Response<BodyStream>, TransportError> {
-        self.seen.lock().unwrap().push(request);
-        let (status, body) = self
-            .answers
-            .lock()
-            .unwrap()
-            .pop_front()
-            .expect("an answer was scripted");
-        let chunk: Result<Bytes, TransportError> = Ok(Bytes::from_static(body.as_bytes()));
-        Ok(http::Response::builder()
-            .status(status)
-            .body(Box::pin(futures_util::stream::iter(vec![chunk])) as BodyStream)
-            .unwrap())
-    }
-}
 
 const CONFIG: &str = r#"
 model_list:
@@ -64,20 +33,14 @@ const OPENAI_IMAGES: &str = r#"{"created":1700000001,"data":[{"b64_json":"iVBORw
 const STABILITY_IMAGE: &str = r#"{"image":"iVBORw0KGgo=","finish_reason":"SUCCESS","seed":9}"#;
 const OVERLOADED: &str = r#"{"error":{"message":"overloaded","type":"server_error"}}"#;
 
-fn gateway(answers: Vec<(u16, &'static str)>) -> (Gateway, Arc<Upstream>) {
-    let up = Arc::new(Upstream {
-        answers: Mutex::new(answers.into()),
-        ..Default::default()
-    });
-    let clock = Arc::new(SleepLog::default());
-    let store = Arc::new(crate::store::memory::MemoryStore::new(clock.clone()));
-    let gw = Gateway::new(
-        Config::from_yaml(CONFIG, &|_| None).unwrap(),
-        up.clone(),
-        clock,
-        store,
-        Arc::new(HeldTasks::default()),
+fn gateway(answers: Vec<(u16, &'static str)>) -> (Gateway, Arc<ScriptedClient>) {
+    let up = ScriptedClient::new(
+        answers
+            .into_iter()
+            .map(|(status, body)| Ok((status, vec![], vec![Ok(body)])))
+            .collect(),
     );
+    let gw = gateway_on(CONFIG, up.clone(), Arc::new(SleepLog::default()));
     (gw, up)
 }
 

@@ -2,58 +2,15 @@
 //! passthrough leaves the body alone, other providers get OpenAI's form, answers and errors
 //! come back in Anthropic's shape, and retries and fallbacks work as for chat.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::tests::{body_of, run, HeldTasks, OPENAI_OK};
+use super::tests::{body_of, gateway_on, run, FixedClock, ScriptedClient, OPENAI_OK};
 use super::*;
-use crate::ports::{BodyStream, Clock, HttpClient, TransportError};
 
 type Answer = (u16, Vec<&'static str>);
-
-#[derive(Default)]
-struct Upstream {
-    answers: Mutex<VecDeque<Answer>>,
-    seen: Mutex<Vec<http::Request<Bytes>>>,
-}
-
-#[async_trait::async_trait]
-impl HttpClient for Upstream {
-    async fn send(
-        &self,
-        request: http::Request<Bytes>,
-        _timeout_ms: u64,
-    ) -> Result<http::Response<BodyStream>, TransportError> {
-        self.seen.lock().unwrap().push(request);
-        let (status, parts) = self
-            .answers
-            .lock()
-            .unwrap()
-            .pop_front()
-            .expect("an answer was scripted");
-        let items: Vec<Result<Bytes, TransportError>> = parts
-            .into_iter()
-            .map(|p| Ok(Bytes::from_static(p.as_bytes())))
-            .collect();
-        Ok(http::Response::builder()
-            .status(status)
-            .body(Box::pin(futures_util::stream::iter(items)) as BodyStream)
-            .unwrap())
-    }
-}
-
-struct FixedClock;
-
-#[async_trait::async_trait]
-impl Clock for FixedClock {
-    fn now_ms(&self) -> u64 {
-        1_700_000_000_000
-    }
-    async fn sleep(&self, _ms: u64) {}
-}
 
 const CONFIG: &str = r#"
 model_list:
@@ -70,20 +27,14 @@ general_settings:
   master_key: sk-master
 "#;
 
-fn gateway(answers: Vec<Answer>) -> (Gateway, Arc<Upstream>) {
-    let upstream = Arc::new(Upstream {
-        answers: Mutex::new(answers.into()),
-        ..Default::default()
-    });
-    let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
-    let store = Arc::new(crate::store::memory::MemoryStore::new(Arc::new(FixedClock)));
-    let gw = Gateway::new(
-        config,
-        upstream.clone(),
-        Arc::new(FixedClock),
-        store,
-        Arc::new(HeldTasks::default()),
+fn gateway(answers: Vec<Answer>) -> (Gateway, Arc<ScriptedClient>) {
+    let upstream = ScriptedClient::new(
+        answers
+            .into_iter()
+            .map(|(status, parts)| Ok((status, vec![], parts.into_iter().map(Ok).collect())))
+            .collect(),
     );
+    let gw = gateway_on(CONFIG, upstream.clone(), Arc::new(FixedClock));
     (gw, upstream)
 }
 
@@ -101,7 +52,7 @@ fn hello(model: &str) -> Value {
     json!({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]})
 }
 
-fn sent_body(upstream: &Upstream, i: usize) -> Value {
+fn sent_body(upstream: &ScriptedClient, i: usize) -> Value {
     serde_json::from_slice(upstream.seen.lock().unwrap()[i].body()).unwrap()
 }
 

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::tests::{body_of, hello, post, run, HeldTasks, OPENAI_OK, OVERLOADED};
+use super::tests::{
+    body_of, gateway_on, hello, post, run, FixedClock, HeldTasks, OPENAI_OK, OVERLOADED,
+};
 use super::*;
 use crate::ports::{BodyStream, HttpClient, TransportError};
 use crate::router::state::{self, Figures};
@@ -87,17 +89,6 @@ impl HttpClient for Hosts {
     }
 }
 
-/// A clock whose sleeps return at once (so timeouts fire as soon as the upstream is pending).
-struct InstantClock;
-
-#[async_trait::async_trait]
-impl Clock for InstantClock {
-    fn now_ms(&self) -> u64 {
-        1_700_000_000_000
-    }
-    async fn sleep(&self, _ms: u64) {}
-}
-
 struct Setup {
     gw: Gateway,
     hosts: Arc<Hosts>,
@@ -115,12 +106,12 @@ fn setup(hosts: &[(&'static str, Behaviour)], extra: &str) -> Setup {
     }
     yaml.push_str(extra);
     let client = Hosts::new(hosts);
-    let store = Arc::new(MemoryStore::new(Arc::new(InstantClock)));
+    let store = Arc::new(MemoryStore::new(Arc::new(FixedClock)));
     let tasks = Arc::new(HeldTasks::default());
     let gw = Gateway::new(
         Config::from_yaml(&yaml, &|_| None).unwrap(),
         client.clone(),
-        Arc::new(InstantClock),
+        Arc::new(FixedClock),
         store.clone(),
         tasks.clone(),
     );
@@ -145,14 +136,7 @@ fn weights_split_traffic_nine_to_one() {
     litellm_params: {model: openai/m, api_key: k, api_base: \"http://b/v1\", weight: 1}
 ";
     let client = Hosts::new(&[("a", Behaviour::Ok), ("b", Behaviour::Ok)]);
-    let store = Arc::new(MemoryStore::new(Arc::new(InstantClock)));
-    let gw = Gateway::new(
-        Config::from_yaml(yaml, &|_| None).unwrap(),
-        client.clone(),
-        Arc::new(InstantClock),
-        store,
-        Arc::new(HeldTasks::default()),
-    );
+    let gw = gateway_on(yaml, client.clone(), Arc::new(FixedClock));
     for _ in 0..1000 {
         let resp = run(gw.handle(post("/v1/chat/completions", hello("g"))));
         assert_eq!(resp.status(), 200);
@@ -261,13 +245,7 @@ router_settings:
   fallbacks: [{slow: [backup]}]
 ";
     let client = Hosts::new(&[("hang", Behaviour::Hang), ("ok", Behaviour::Ok)]);
-    let gw = Gateway::new(
-        Config::from_yaml(yaml, &|_| None).unwrap(),
-        client.clone(),
-        Arc::new(InstantClock),
-        Arc::new(MemoryStore::new(Arc::new(InstantClock))),
-        Arc::new(HeldTasks::default()),
-    );
+    let gw = gateway_on(yaml, client.clone(), Arc::new(FixedClock));
     let resp = run(gw.handle(post("/v1/chat/completions", hello("slow"))));
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-litellm-attempted-fallbacks"], "1");
@@ -387,13 +365,7 @@ router_settings:
   context_window_fallbacks: [{tiny: [big]}]
 ";
     let client = Hosts::new(&[("small", Behaviour::Ok), ("large", Behaviour::Ok)]);
-    let gw = Gateway::new(
-        Config::from_yaml(yaml, &|_| None).unwrap(),
-        client.clone(),
-        Arc::new(InstantClock),
-        Arc::new(MemoryStore::new(Arc::new(InstantClock))),
-        Arc::new(HeldTasks::default()),
-    );
+    let gw = gateway_on(yaml, client.clone(), Arc::new(FixedClock));
     let long =
         json!({"model": "g", "messages": [{"role": "user", "content": "word ".repeat(100)}]});
     for _ in 0..10 {
@@ -426,13 +398,7 @@ router_settings:
   routing_strategy: usage-based-routing-v2
 ";
     let client = Hosts::new(&[("a", Behaviour::Ok), ("b", Behaviour::Ok)]);
-    let gw = Gateway::new(
-        Config::from_yaml(yaml, &|_| None).unwrap(),
-        client.clone(),
-        Arc::new(InstantClock),
-        Arc::new(MemoryStore::new(Arc::new(InstantClock))),
-        Arc::new(HeldTasks::default()),
-    );
+    let gw = gateway_on(yaml, client.clone(), Arc::new(FixedClock));
     let status = |gw: &Gateway| {
         run(gw.handle(post("/v1/chat/completions", hello("g"))))
             .status()
@@ -464,13 +430,7 @@ impl Clock for TickingClock {
 fn overhead_is_reported_apart_from_upstream_time() {
     let yaml = "model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_key: k, api_base: \"http://a/v1\"}\n";
     let clock = Arc::new(TickingClock::default());
-    let gw = Gateway::new(
-        Config::from_yaml(yaml, &|_| None).unwrap(),
-        Hosts::new(&[("a", Behaviour::Ok)]),
-        clock.clone(),
-        Arc::new(MemoryStore::new(clock)),
-        Arc::new(HeldTasks::default()),
-    );
+    let gw = gateway_on(yaml, Hosts::new(&[("a", Behaviour::Ok)]), clock);
     let resp = run(gw.handle(post("/v1/chat/completions", hello("g"))));
     let header = |name: &str| -> u64 { resp.headers()[name].to_str().unwrap().parse().unwrap() };
     let (overhead, total) = (

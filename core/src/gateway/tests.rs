@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use super::*;
 use crate::ports::{BodyStream, Clock, HttpClient, TransportError};
 
-type Scripted = Result<
+/// One scripted answer: status, headers and the body's parts (or a transport error).
+pub(super) type Scripted = Result<
     (
         u16,
         Vec<(&'static str, &'static str)>,
@@ -20,10 +21,20 @@ type Scripted = Result<
     TransportError,
 >;
 
+/// Answers from a queue of scripted answers and keeps what was sent.
 #[derive(Default)]
-struct ScriptedClient {
-    answers: Mutex<VecDeque<Scripted>>,
-    seen: Mutex<Vec<http::Request<Bytes>>>,
+pub(super) struct ScriptedClient {
+    pub(super) answers: Mutex<VecDeque<Scripted>>,
+    pub(super) seen: Mutex<Vec<http::Request<Bytes>>>,
+}
+
+impl ScriptedClient {
+    pub(super) fn new(answers: Vec<Scripted>) -> Arc<Self> {
+        Arc::new(ScriptedClient {
+            answers: Mutex::new(answers.into()),
+            ..Default::default()
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -77,7 +88,8 @@ impl HeldTasks {
     }
 }
 
-struct FixedClock;
+/// A clock that stands still and whose sleeps return at once.
+pub(super) struct FixedClock;
 
 #[async_trait::async_trait]
 impl Clock for FixedClock {
@@ -103,21 +115,27 @@ general_settings:
   master_key: sk-master
 "#;
 
+/// A gateway on config `yaml` sending to `client`, on `clock` (the in-memory store's too),
+/// with background tasks held.
+pub(super) fn gateway_on(
+    yaml: &str,
+    client: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+) -> Gateway {
+    let store = Arc::new(crate::store::memory::MemoryStore::new(clock.clone()));
+    Gateway::new(
+        Config::from_yaml(yaml, &|_| None).unwrap(),
+        client,
+        clock,
+        store,
+        Arc::new(HeldTasks::default()),
+    )
+}
+
 fn gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>) {
-    let client = Arc::new(ScriptedClient {
-        answers: Mutex::new(answers.into()),
-        ..Default::default()
-    });
-    let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
-    let store = Arc::new(crate::store::memory::MemoryStore::new(Arc::new(FixedClock)));
+    let client = ScriptedClient::new(answers);
     (
-        Gateway::new(
-            config,
-            client.clone(),
-            Arc::new(FixedClock),
-            store,
-            Arc::new(HeldTasks::default()),
-        ),
+        gateway_on(CONFIG, client.clone(), Arc::new(FixedClock)),
         client,
     )
 }
@@ -614,19 +632,9 @@ impl Clock for SleepLog {
 
 fn retrying_gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>, Arc<SleepLog>) {
     let yaml = format!("{CONFIG}router_settings:\n  num_retries: 2\n");
-    let client = Arc::new(ScriptedClient {
-        answers: Mutex::new(answers.into()),
-        ..Default::default()
-    });
+    let client = ScriptedClient::new(answers);
     let clock = Arc::new(SleepLog::default());
-    let store = Arc::new(crate::store::memory::MemoryStore::new(clock.clone()));
-    let gw = Gateway::new(
-        Config::from_yaml(&yaml, &|_| None).unwrap(),
-        client.clone(),
-        clock.clone(),
-        store,
-        Arc::new(HeldTasks::default()),
-    );
+    let gw = gateway_on(&yaml, client.clone(), clock.clone());
     (gw, client, clock)
 }
 
@@ -707,25 +715,14 @@ fn context_window_errors_use_their_own_fallbacks() {
         let yaml = format!(
             "{CONFIG}router_settings:\n  context_window_fallbacks:\n    - gpt-4o: [canned]\n"
         );
-        let client = Arc::new(ScriptedClient {
-            answers: Mutex::new(
-                vec![Ok((
-                    400,
-                    vec![],
-                    vec![Ok(r#"{"error":{"message":"too long","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#)],
-                ))]
-                .into(),
-            ),
-            ..Default::default()
-        });
-        let store = Arc::new(crate::store::memory::MemoryStore::new(Arc::new(FixedClock)));
-        let gw = Gateway::new(
-            Config::from_yaml(&yaml, &|_| None).unwrap(),
-            client,
-            Arc::new(FixedClock),
-            store,
-            Arc::new(HeldTasks::default()),
-        );
+        let client = ScriptedClient::new(vec![Ok((
+            400,
+            vec![],
+            vec![Ok(
+                r#"{"error":{"message":"too long","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+            )],
+        ))]);
+        let gw = gateway_on(&yaml, client, Arc::new(FixedClock));
         let resp = gw
             .handle(post("/v1/chat/completions", hello("gpt-4o")))
             .await;

@@ -253,6 +253,22 @@ fn completion_object() -> String {
     "chat.completion".to_string()
 }
 
+impl ChatCompletion {
+    /// A completion with one choice; id, model and created are stamped later.
+    pub fn with_choice(message: AssistantMessage, finish_reason: &str, usage: Usage) -> Self {
+        ChatCompletion {
+            id: String::new(),
+            object: completion_object(),
+            created: 0,
+            model: String::new(),
+            choices: vec![Choice::new(0, message, finish_reason)],
+            usage: Some(usage),
+            system_fingerprint: None,
+            extra: Map::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Choice {
     #[serde(default)]
@@ -266,6 +282,18 @@ pub struct Choice {
     pub extra: Map<String, Value>,
 }
 
+impl Choice {
+    pub fn new(index: u32, message: AssistantMessage, finish_reason: &str) -> Self {
+        Choice {
+            index,
+            message,
+            finish_reason: Some(finish_reason.into()),
+            logprobs: None,
+            extra: Map::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AssistantMessage {
     #[serde(default = "assistant_role")]
@@ -277,6 +305,25 @@ pub struct AssistantMessage {
     pub tool_calls: Option<Vec<ToolCall>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl AssistantMessage {
+    /// A model's answer: `content` (`null` when empty), `tool_calls` when any, and
+    /// `reasoning_content` when there is reasoning.
+    pub fn answer(text: String, tool_calls: Vec<ToolCall>, reasoning: String) -> Self {
+        let mut message = AssistantMessage {
+            role: assistant_role(),
+            content: Some(text).filter(|t| !t.is_empty()),
+            tool_calls: Some(tool_calls).filter(|t| !t.is_empty()),
+            extra: Map::new(),
+        };
+        if !reasoning.is_empty() {
+            message
+                .extra
+                .insert("reasoning_content".into(), Value::String(reasoning));
+        }
+        message
+    }
 }
 
 fn assistant_role() -> String {
@@ -358,6 +405,31 @@ pub struct Delta {
     pub tool_calls: Option<Vec<ToolCallDelta>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Delta {
+    /// The opening delta of a streamed answer: the assistant role and empty content.
+    pub fn start() -> Self {
+        Delta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+            ..Default::default()
+        }
+    }
+
+    pub fn text(text: String) -> Self {
+        Delta {
+            content: Some(text),
+            ..Default::default()
+        }
+    }
+
+    pub fn tool_calls(calls: Vec<ToolCallDelta>) -> Self {
+        Delta {
+            tool_calls: Some(calls),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

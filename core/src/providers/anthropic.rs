@@ -14,16 +14,19 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::function_tools::function_tools;
 use super::openai_compatible::fallback_message;
+use super::turns::Turns;
+use super::{claude_answer, tool_arguments};
 use super::{
-    join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi, StreamTranslator,
+    from_upstream, join_url, json_post, parse_json, single_choice, stream_cut, ChatStream,
+    ProviderApi, StreamTranslator,
 };
 use crate::config::Deployment;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::openai::{
-    AssistantMessage, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart,
-    Delta, FunctionCall, FunctionCallDelta, MessageContent, PromptTokensDetails, Role, ToolCall,
-    ToolCallDelta, Usage,
+    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ContentPart, Delta, FunctionCallDelta,
+    FunctionDefinition, MessageContent, Role, ToolCallDelta, Usage,
 };
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -124,19 +127,10 @@ pub(crate) fn messages_request(
 
 /// The whole Anthropic request body for `req`.
 fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(GatewayError::invalid_request(
-            "anthropic returns one choice per request; 'n' must be 1",
-        )
-        .with_param("n"));
-    }
+    single_choice(req, "anthropic")?;
     let (system, messages) = translate_messages(&req.messages)?;
     let thinking = thinking(req)?;
-    let budget = thinking
-        .as_ref()
-        .filter(|t| t.get("type").and_then(Value::as_str) == Some("enabled"))
-        .and_then(|t| t.get("budget_tokens"))
-        .and_then(Value::as_u64);
+    let budget = thinking_budget(thinking.as_ref());
 
     let mut body = Map::new();
     body.insert("model".into(), json!(d.upstream_model));
@@ -156,13 +150,7 @@ fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError
     if let Some(p) = req.top_p {
         body.insert("top_p".into(), json!(p));
     }
-    if let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) {
-        if !k.is_u64() {
-            return Err(
-                GatewayError::invalid_request("'top_k' must be a non-negative integer")
-                    .with_param("top_k"),
-            );
-        }
+    if let Some(k) = top_k(req)? {
         body.insert("top_k".into(), k.clone());
     }
     if let Some(stop) = req.stop.clone() {
@@ -187,7 +175,7 @@ fn translate_messages(
     messages: &[ChatMessage],
 ) -> Result<(Option<Value>, Vec<Value>), GatewayError> {
     let mut system = SystemPrompt::default();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for (i, m) in messages.iter().enumerate() {
         let (role, mut blocks) = match m.role {
             Role::System | Role::Developer => {
@@ -206,15 +194,8 @@ fn translate_messages(
             }
         };
         apply_cache_control(&mut blocks, &m.extra);
-        // Empty messages are refused upstream; dropping them keeps the conversation valid.
-        if blocks.is_empty() {
-            continue;
-        }
-        // Anthropic requires user and assistant turns to alternate: merge neighbours.
-        match turns.last_mut() {
-            Some((last, prev)) if *last == role => prev.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
+        // Anthropic requires user and assistant turns to alternate: neighbours merge.
+        turns.push(role, blocks);
     }
     if turns.is_empty() {
         return Err(GatewayError::invalid_request(
@@ -222,23 +203,7 @@ fn translate_messages(
         )
         .with_param("messages"));
     }
-    trim_final_assistant(&mut turns);
-    let turns = turns
-        .into_iter()
-        .map(|(role, content)| json!({ "role": role, "content": content }))
-        .collect();
-    Ok((system.into_value(), turns))
-}
-
-/// Anthropic refuses a final (prefill) assistant turn that ends in whitespace.
-fn trim_final_assistant(turns: &mut [(&'static str, Vec<Value>)]) {
-    let Some(("assistant", blocks)) = turns.last_mut() else {
-        return;
-    };
-    if let Some(Value::String(text)) = blocks.last_mut().and_then(|b| b.get_mut("text")) {
-        let trimmed = text.trim_end().len();
-        text.truncate(trimmed);
-    }
+    Ok((system.into_value(), turns.into_messages()))
 }
 
 /// System and developer messages, in order.
@@ -405,24 +370,8 @@ fn assistant_blocks(m: &ChatMessage, i: usize) -> Result<Vec<Value>, GatewayErro
     };
     blocks.extend(content_blocks(m.content.as_ref(), i)?);
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let param = || format!("messages[{i}].tool_calls[{j}].function.arguments");
-        let args = call.function.arguments.trim();
-        let input: Value = if args.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(args).map_err(|e| {
-                GatewayError::invalid_request(format!(
-                    "tool call arguments are not valid JSON: {e}"
-                ))
-                .with_param(param())
-            })?
-        };
-        if !input.is_object() {
-            return Err(GatewayError::invalid_request(
-                "anthropic needs tool call arguments to be a JSON object",
-            )
-            .with_param(param()));
-        }
+        let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
+        let input = tool_arguments::parse_object(&call.function.arguments, "anthropic", &param)?;
         blocks.push(json!({
             "type": "tool_use",
             "id": call.id,
@@ -500,22 +449,9 @@ fn add_tools(
 
 fn tool_definitions(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
     let mut out = Vec::new();
-    for (i, tool) in req.tools.iter().flatten().enumerate() {
-        if tool.kind != "function" {
-            return Err(GatewayError::invalid_request(format!(
-                "anthropic supports only function tools, not {:?}",
-                tool.kind
-            ))
-            .with_param(format!("tools[{i}].type")));
-        }
+    for tool in function_tools(req, "anthropic")? {
         let f = &tool.function;
-        let mut schema = f
-            .parameters
-            .clone()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
-        ensure_object_type(&mut schema);
-        let mut def = json!({ "name": f.name, "input_schema": schema });
+        let mut def = json!({ "name": f.name, "input_schema": input_schema(f) });
         if let Some(desc) = &f.description {
             def["description"] = json!(desc);
         }
@@ -523,6 +459,17 @@ fn tool_definitions(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
         out.push(def);
     }
     Ok(out)
+}
+
+/// A function's parameters as an input schema: an object schema, `{}` when none is given.
+pub(crate) fn input_schema(f: &FunctionDefinition) -> Value {
+    let mut schema = f
+        .parameters
+        .clone()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
+    ensure_object_type(&mut schema);
+    schema
 }
 
 /// Anthropic requires `"type": "object"` at the top of every input schema.
@@ -618,6 +565,28 @@ pub(crate) fn thinking(req: &ChatRequest) -> Result<Option<Value>, GatewayError>
     Ok(Some(json!({ "type": "enabled", "budget_tokens": budget })))
 }
 
+/// The token budget of an enabled `thinking`.
+pub(crate) fn thinking_budget(thinking: Option<&Value>) -> Option<u64> {
+    thinking
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("enabled"))
+        .and_then(|t| t.get("budget_tokens"))
+        .and_then(Value::as_u64)
+}
+
+/// `top_k`, when given: a non-negative integer.
+pub(crate) fn top_k(req: &ChatRequest) -> Result<Option<&Value>, GatewayError> {
+    let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    if !k.is_u64() {
+        return Err(
+            GatewayError::invalid_request("'top_k' must be a non-negative integer")
+                .with_param("top_k"),
+        );
+    }
+    Ok(Some(k))
+}
+
 // ------------------------------------------------------------------------------ response
 
 #[derive(Deserialize)]
@@ -701,25 +670,12 @@ impl AnthropicUsage {
     /// Input tokens exclude cached ones in Anthropic's count; OpenAI's prompt_tokens (and
     /// LiteLLM's) include every input token, with the cached share in the details.
     fn to_openai(self) -> Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let write = self.cache_creation_input_tokens.unwrap_or(0);
-        let prompt = self.input_tokens.unwrap_or(0) + read + write;
-        let mut usage = Usage::new(prompt, self.output_tokens.unwrap_or(0));
-        if self.cache_read_input_tokens.is_some() || self.cache_creation_input_tokens.is_some() {
-            usage.prompt_tokens_details = Some(PromptTokensDetails {
-                cached_tokens: read,
-                cache_creation_tokens: Some(write),
-                ..Default::default()
-            });
-            // LiteLLM also reports Anthropic's own names at the top level.
-            usage
-                .extra
-                .insert("cache_read_input_tokens".into(), json!(read));
-            usage
-                .extra
-                .insert("cache_creation_input_tokens".into(), json!(write));
-        }
-        usage
+        claude_answer::usage(
+            self.input_tokens.unwrap_or(0),
+            self.output_tokens.unwrap_or(0),
+            self.cache_read_input_tokens,
+            self.cache_creation_input_tokens,
+        )
     }
 }
 
@@ -734,91 +690,25 @@ fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 }
 
 fn completion(msg: MessageResponse, json_mode: bool) -> ChatCompletion {
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut thinking_blocks = Vec::new();
-    let mut tool_calls = Vec::new();
-    let mut json_answer = None;
+    let mut answer = claude_answer::Answer::new(json_mode);
     for block in msg.content {
         match block {
-            Block::Text { text: t } => text.push_str(&t),
-            // The forced JSON tool's input is the answer itself.
-            Block::ToolUse { name, input, .. } if json_mode && name == JSON_TOOL => {
-                json_answer = Some(input.to_string());
-            }
-            Block::ToolUse { id, name, input } => tool_calls.push(ToolCall {
-                id,
-                kind: "function".into(),
-                function: FunctionCall {
-                    name,
-                    arguments: input.to_string(),
-                },
-            }),
+            Block::Text { text } => answer.text(&text),
+            Block::ToolUse { id, name, input } => answer.tool_use(id, name, &input),
             Block::Thinking {
                 thinking,
                 signature,
-            } => {
-                reasoning.push_str(&thinking);
-                thinking_blocks.push(
-                    json!({ "type": "thinking", "thinking": thinking, "signature": signature }),
-                );
-            }
-            Block::RedactedThinking { data } => {
-                thinking_blocks.push(json!({ "type": "redacted_thinking", "data": data }));
-            }
+            } => answer.thinking(thinking, signature),
+            Block::RedactedThinking { data } => answer.redacted_thinking(data),
             Block::Other => {}
         }
     }
-    let mut finish = finish_reason(msg.stop_reason.as_deref());
-    let content = match json_answer {
-        Some(answer) => {
-            if tool_calls.is_empty() {
-                finish = "stop";
-            }
-            Some(answer)
-        }
-        None => Some(text).filter(|t| !t.is_empty()),
-    };
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content,
-        tool_calls: Some(tool_calls).filter(|t| !t.is_empty()),
-        extra: Map::new(),
-    };
-    if !thinking_blocks.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(reasoning));
-        message
-            .extra
-            .insert("thinking_blocks".into(), Value::Array(thinking_blocks));
-    }
+    let (message, finish) = answer.into_message(finish_reason(msg.stop_reason.as_deref()));
     ChatCompletion {
         id: msg.id,
-        object: "chat.completion".into(),
-        created: 0,
         model: msg.model,
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(msg.usage.to_openai()),
-        system_fingerprint: None,
-        extra: Map::new(),
+        ..ChatCompletion::with_choice(message, finish, msg.usage.to_openai())
     }
-}
-
-/// Types an upstream JSON value; a shape we cannot read is the provider's fault (502).
-fn from_upstream<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
-    serde_json::from_value(value).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })
 }
 
 // -------------------------------------------------------------------------------- errors
@@ -1001,11 +891,7 @@ impl AnthropicStream {
                 if let Some(u) = message.usage {
                     usage.update(&u);
                 }
-                let delta = Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                };
+                let delta = Delta::start();
                 self.emit(out, delta, None);
             }
             StreamEvent::ContentBlockStart {
@@ -1124,10 +1010,7 @@ impl AnthropicStream {
 
     fn emit_text(&mut self, out: &mut Vec<ChatChunk>, text: String) {
         if !text.is_empty() {
-            let delta = Delta {
-                content: Some(text),
-                ..Default::default()
-            };
+            let delta = Delta::text(text);
             self.emit(out, delta, None);
         }
     }
@@ -1135,30 +1018,13 @@ impl AnthropicStream {
     /// Thinking as LiteLLM streams it: `reasoning_content` text, and `thinking_blocks`
     /// pieces (the signature arrives last, on its own).
     fn emit_thinking(&mut self, out: &mut Vec<ChatChunk>, text: String, signature: Option<String>) {
-        if text.is_empty() && signature.is_none() {
-            return;
+        if let Some(block) = claude_answer::thinking_block(&text, signature) {
+            self.emit(out, claude_answer::reasoning_delta(text, block), None);
         }
-        let mut block = json!({ "type": "thinking", "thinking": text });
-        if let Some(sig) = signature {
-            block["signature"] = Value::String(sig);
-        }
-        let mut delta = Delta::default();
-        if !text.is_empty() {
-            delta
-                .extra
-                .insert("reasoning_content".into(), Value::String(text));
-        }
-        delta
-            .extra
-            .insert("thinking_blocks".into(), Value::Array(vec![block]));
-        self.emit(out, delta, None);
     }
 
     fn emit_tool_call(&mut self, out: &mut Vec<ChatChunk>, call: ToolCallDelta) {
-        let delta = Delta {
-            tool_calls: Some(vec![call]),
-            ..Default::default()
-        };
+        let delta = Delta::tool_calls(vec![call]);
         self.emit(out, delta, None);
     }
 
@@ -1215,7 +1081,8 @@ impl StreamTranslator for AnthropicStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::providers::split_test::{self, content_of, finishes, run};
+    use crate::providers::test_support::{self, chat};
 
     const STREAM_TEXT: &str = include_str!("fixtures/anthropic/stream_text.txt");
     const STREAM_TOOL_USE: &str = include_str!("fixtures/anthropic/stream_tool_use.txt");
@@ -1228,24 +1095,15 @@ mod tests {
 
     /// A deployment with extra `litellm_params` (`, key: value` pairs).
     fn deployment_with(params: &str) -> Deployment {
-        let yaml = format!(
-            "model_list:\n  - model_name: c\n    litellm_params: {{model: anthropic/claude-3-5-sonnet-20240620, api_key: k{params}}}\n"
-        );
-        let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-        (*cfg.deployments[0]).clone()
-    }
-
-    fn chat(v: Value) -> ChatRequest {
-        serde_json::from_value(v).unwrap()
+        test_support::deployment(
+            "c",
+            &format!("{{model: anthropic/claude-3-5-sonnet-20240620, api_key: k{params}}}"),
+        )
     }
 
     /// A request with one user message plus `extra` fields.
     fn simple(extra: Value) -> ChatRequest {
-        let mut v = json!({"model": "c", "messages": [{"role": "user", "content": "hi"}]});
-        for (k, x) in extra.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        chat(v)
+        test_support::simple("c", extra)
     }
 
     fn body(req: &ChatRequest) -> Value {
@@ -1614,51 +1472,23 @@ mod tests {
 
     // ----------------------------------------------------------------- stream
 
+    fn stream(json_mode: bool) -> Box<dyn StreamTranslator<Chunk = ChatChunk>> {
+        Box::new(AnthropicStream::new(json_mode))
+    }
+
     /// Feeds `bytes` in two pieces split at `split`; the chunks as JSON and the result.
     fn run_stream(
         bytes: &[u8],
         split: usize,
         json_mode: bool,
     ) -> (Vec<Value>, Result<(), GatewayError>, Option<Usage>) {
-        let mut t = AnthropicStream::new(json_mode);
-        let mut out = Vec::new();
-        let res = t
-            .feed(&bytes[..split], &mut out)
-            .and_then(|_| t.feed(&bytes[split..], &mut out))
-            .and_then(|_| t.finish(&mut out));
-        let chunks = out
-            .iter()
-            .map(|c| serde_json::to_value(c).unwrap())
-            .collect();
-        (chunks, res, t.usage())
+        let r = run(stream(json_mode), bytes, split);
+        (r.chunks, r.result, r.usage)
     }
 
     /// Every split point gives the same chunks as the whole stream in one piece.
-    fn assert_split_invariant(stream: &str, json_mode: bool) -> (Vec<Value>, Option<Usage>) {
-        let bytes = stream.as_bytes();
-        let (whole, res, usage) = run_stream(bytes, 0, json_mode);
-        res.unwrap();
-        for split in 1..=bytes.len() {
-            let (chunks, res, u) = run_stream(bytes, split, json_mode);
-            assert!(res.is_ok(), "split {split}");
-            assert_eq!(chunks, whole, "split {split}");
-            assert_eq!(u, usage, "split {split}");
-        }
-        (whole, usage)
-    }
-
-    fn content_of(chunks: &[Value]) -> String {
-        chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-            .collect()
-    }
-
-    fn finishes(chunks: &[Value]) -> Vec<&str> {
-        chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-            .collect()
+    fn assert_split_invariant(stream_text: &str, json_mode: bool) -> (Vec<Value>, Option<Usage>) {
+        split_test::assert_split_invariant(|| stream(json_mode), stream_text)
     }
 
     #[test]

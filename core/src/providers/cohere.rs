@@ -13,16 +13,19 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::function_tools::function_tools;
 use super::json_lines::{json_payload, LineBuffer};
 use super::openai_compatible::fallback_message;
+use super::tool_arguments;
 use super::{
-    join_url, json_post, parse_json, stream_cut, ChatStream, ProviderApi, StreamTranslator,
+    from_upstream, join_url, json_post, parse_json, single_choice, stream_cut, ChatStream,
+    ProviderApi, StreamTranslator,
 };
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
-    AssistantMessage, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart,
-    Delta, FunctionCall, FunctionCallDelta, MessageContent, Role, ToolCall, ToolCallDelta, Usage,
+    AssistantMessage, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ContentPart, Delta,
+    FunctionCall, FunctionCallDelta, MessageContent, Role, ToolCall, ToolCallDelta, Usage,
 };
 
 pub const DEFAULT_BASE: &str = "https://api.cohere.com";
@@ -113,12 +116,7 @@ fn post(d: &Deployment, path: &str, body: &Value) -> Result<http::Request<Bytes>
 // ------------------------------------------------------------------------------- request
 
 fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(GatewayError::invalid_request(
-            "cohere returns one choice per request; 'n' must be 1",
-        )
-        .with_param("n"));
-    }
+    single_choice(req, "cohere")?;
     let mut body = Map::new();
     body.insert("model".into(), json!(d.upstream_model));
     body.insert("messages".into(), Value::Array(messages(&req.messages)?));
@@ -265,14 +263,7 @@ fn tool_message(m: &ChatMessage, i: usize) -> Result<Value, GatewayError> {
 /// (`REQUIRED`) or none; forcing one named tool is expressed by offering only that tool.
 fn add_tools(req: &ChatRequest, body: &mut Map<String, Value>) -> Result<(), GatewayError> {
     let mut tools: Vec<Value> = Vec::new();
-    for (i, tool) in req.tools.iter().flatten().enumerate() {
-        if tool.kind != "function" {
-            return Err(GatewayError::invalid_request(format!(
-                "cohere supports only function tools, not {:?}",
-                tool.kind
-            ))
-            .with_param(format!("tools[{i}].type")));
-        }
+    for tool in function_tools(req, "cohere")? {
         let f = &tool.function;
         let mut function = json!({ "name": f.name });
         if let Some(desc) = &f.description {
@@ -438,14 +429,6 @@ fn finish_reason(reason: Option<&str>) -> Result<&'static str, GatewayError> {
     }
 }
 
-fn arguments_text(arguments: Value) -> String {
-    match arguments {
-        Value::String(s) => s,
-        Value::Null => "{}".into(),
-        other => other.to_string(),
-    }
-}
-
 fn completion(r: ChatResponse) -> Result<ChatCompletion, GatewayError> {
     let finish = finish_reason(r.finish_reason.as_deref())?;
     let mut text = String::new();
@@ -463,39 +446,17 @@ fn completion(r: ChatResponse) -> Result<ChatCompletion, GatewayError> {
             kind: "function".into(),
             function: FunctionCall {
                 name: c.function.name,
-                arguments: arguments_text(c.function.arguments),
+                arguments: tool_arguments::text(&c.function.arguments),
             },
         })
         .collect();
     if text.is_empty() {
         text = r.message.tool_plan.unwrap_or_default();
     }
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: Some(text).filter(|t| !t.is_empty()),
-        tool_calls: Some(tool_calls).filter(|t| !t.is_empty()),
-        extra: Map::new(),
-    };
-    if !reasoning.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(reasoning));
-    }
+    let message = AssistantMessage::answer(text, tool_calls, reasoning);
     Ok(ChatCompletion {
         id: r.id,
-        object: "chat.completion".into(),
-        created: 0,
-        model: String::new(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(r.usage.unwrap_or_default().to_openai()),
-        system_fingerprint: None,
-        extra: Map::new(),
+        ..ChatCompletion::with_choice(message, finish, r.usage.unwrap_or_default().to_openai())
     })
 }
 
@@ -730,11 +691,7 @@ impl CohereStream {
         match event {
             StreamEvent::MessageStart { id } => {
                 self.id = id;
-                let delta = Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                };
+                let delta = Delta::start();
                 self.emit(out, delta, None);
             }
             StreamEvent::ContentStart { delta } | StreamEvent::ContentDelta { delta } => {
@@ -810,10 +767,7 @@ impl CohereStream {
 
     fn emit_text(&mut self, out: &mut Vec<ChatChunk>, text: String) {
         if !text.is_empty() {
-            let delta = Delta {
-                content: Some(text),
-                ..Default::default()
-            };
+            let delta = Delta::text(text);
             self.emit(out, delta, None);
         }
     }
@@ -829,10 +783,7 @@ impl CohereStream {
     }
 
     fn emit_tool_call(&mut self, out: &mut Vec<ChatChunk>, call: ToolCallDelta) {
-        let delta = Delta {
-            tool_calls: Some(vec![call]),
-            ..Default::default()
-        };
+        let delta = Delta::tool_calls(vec![call]);
         self.emit(out, delta, None);
     }
 
@@ -855,16 +806,6 @@ fn stream_error(value: &Value) -> GatewayError {
         e.code = Some("context_length_exceeded".into());
     }
     e
-}
-
-/// Types an upstream JSON value; a shape we cannot read is the provider's fault (502).
-fn from_upstream<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
-    serde_json::from_value(value).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })
 }
 
 impl StreamTranslator for CohereStream {

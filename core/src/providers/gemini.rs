@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::gemini_format::{self, GeminiStream};
+use super::gemini_format::{self, to_vec, GeminiStream};
 use super::{join_url, json_post, parse_json, ChatStream, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
@@ -27,12 +27,7 @@ impl ProviderApi for Gemini {
         req: &ChatRequest,
         d: &Deployment,
     ) -> Result<http::Request<Bytes>, GatewayError> {
-        let body = to_vec(&gemini_format::request_body(req)?)?;
-        let method = if req.is_stream() {
-            "streamGenerateContent?alt=sse"
-        } else {
-            "generateContent"
-        };
+        let (body, method) = gemini_format::chat_body(req)?;
         post(d, method, body)
     }
 
@@ -88,10 +83,6 @@ fn post(d: &Deployment, method: &str, body: Vec<u8>) -> Result<http::Request<Byt
 fn model_name(d: &Deployment) -> String {
     let m = d.upstream_model.as_str();
     m.strip_prefix("models/").unwrap_or(m).to_string()
-}
-
-fn to_vec(v: &Value) -> Result<Vec<u8>, GatewayError> {
-    serde_json::to_vec(v).map_err(|e| GatewayError::invalid_request(e.to_string()))
 }
 
 /// `batchEmbedContents` takes one request per input text.
@@ -164,17 +155,13 @@ struct Embedding {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::providers::test_support::{self, chat};
 
     fn deployment_with(params: &str) -> Deployment {
-        let yaml = format!(
-            "model_list:\n  - model_name: g\n    litellm_params: {{model: gemini/gemini-2.0-flash, api_key: gk{params}}}\n"
-        );
-        let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-        (*cfg.deployments[0]).clone()
-    }
-
-    fn chat(v: Value) -> ChatRequest {
-        serde_json::from_value(v).unwrap()
+        test_support::deployment(
+            "g",
+            &format!("{{model: gemini/gemini-2.0-flash, api_key: gk{params}}}"),
+        )
     }
 
     #[test]

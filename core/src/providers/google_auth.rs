@@ -279,22 +279,13 @@ fn token_refused(status: u16, body: &[u8]) -> GatewayError {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::ports::{BodyStream, Clock, HttpClient, TransportError};
+    use crate::ports::{BodyStream, HttpClient, TransportError};
+    use crate::providers::test_support::FakeClock;
     use rsa::signature::Verifier;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     /// TEST ONLY: a throwaway key generated for these tests.
     pub const TEST_ACCOUNT: &str = include_str!("fixtures/google_auth/test_service_account.json");
-
-    pub struct FakeClock(pub AtomicU64);
-
-    #[async_trait::async_trait]
-    impl Clock for FakeClock {
-        fn now_ms(&self) -> u64 {
-            self.0.load(Ordering::SeqCst)
-        }
-        async fn sleep(&self, _ms: u64) {}
-    }
 
     /// Answers every request with `status` and `body`, and keeps what it was sent.
     pub struct TokenEndpoint {

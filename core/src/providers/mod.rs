@@ -8,7 +8,9 @@
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+mod claude_answer;
 pub mod cohere;
+mod function_tools;
 pub mod gemini;
 pub mod gemini_format;
 pub mod google_auth;
@@ -22,10 +24,14 @@ pub mod openai_compatible;
 pub mod openai_stream;
 pub mod stability;
 pub mod text_completion;
+mod tool_arguments;
+mod turns;
 pub mod vertex_ai;
 
 #[cfg(test)]
 mod split_test;
+#[cfg(test)]
+mod test_support;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -416,6 +422,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Gate
     })
 }
 
+/// Types an upstream JSON value; a shape we cannot read is the provider's fault (502).
+pub fn from_upstream<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
+    serde_json::from_value(value).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::BadGateway,
+            format!("the provider returned an unreadable response: {e}"),
+        )
+    })
+}
+
 /// An OpenAI images answer, checked for its `data` list (anything else from upstream is a
 /// 502, not a success the client cannot read).
 pub fn openai_images_answer(body: &[u8]) -> Result<Value, GatewayError> {
@@ -454,6 +470,17 @@ pub fn json_post(
         GatewayError::invalid_request(format!("cannot build upstream request to {url}: {e}"))
             .with_param("api_base")
     })
+}
+
+/// Refuses `n > 1` for the APIs (`provider`) that answer once per request.
+pub fn single_choice(req: &ChatRequest, provider: &str) -> Result<(), GatewayError> {
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(GatewayError::invalid_request(format!(
+            "{provider} returns one choice per request; 'n' must be 1"
+        ))
+        .with_param("n"));
+    }
+    Ok(())
 }
 
 /// The upstream stream ended before its end marker.

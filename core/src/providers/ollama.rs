@@ -11,16 +11,13 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::ollama_common::{
-    self, chat_options, completion_options, finish_body, finish_reason, format, image_data,
-    made_up_id, ollama_error, parse_answer, post, single_choice, Answer, OllamaChatStream,
-    OllamaTextStream,
+    self, chat_options, completion_options, content, finish_body, finish_reason, format,
+    made_up_id, ollama_error, parse_answer, post, Answer, OllamaChatStream, OllamaTextStream,
 };
-use super::{ChatStream, ProviderApi, TextStream};
+use super::{single_choice, ChatStream, ProviderApi, TextStream};
 use crate::config::Deployment;
 use crate::error::GatewayError;
-use crate::openai::{
-    AssistantMessage, ChatCompletion, ChatMessage, ChatRequest, Choice, MessageContent, Role,
-};
+use crate::openai::{ChatCompletion, ChatMessage, ChatRequest, Role};
 
 const GENERATE_PATH: &str = "/api/generate";
 const EMBED_PATH: &str = "/api/embed";
@@ -128,7 +125,7 @@ impl ProviderApi for OllamaGenerate {
 // ---------------------------------------------------------------------------------- chat
 
 fn chat_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {
-    single_choice(req)?;
+    single_choice(req, "ollama")?;
     if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(GatewayError::invalid_request(
             "ollama/ (the generate API) takes no tools; use ollama_chat/ for tool calling",
@@ -213,62 +210,14 @@ impl Prompt {
 
     /// The text of a message; its images are collected on the way.
     fn text_of(&mut self, m: &ChatMessage, i: usize) -> Result<String, GatewayError> {
-        let parts = match &m.content {
-            None => return Ok(String::new()),
-            Some(MessageContent::Text(s)) => return Ok(s.clone()),
-            Some(MessageContent::Parts(parts)) => parts,
-        };
-        let mut text = String::new();
-        for (j, p) in parts.iter().enumerate() {
-            let path = format!("messages[{i}].content[{j}]");
-            match p.kind.as_str() {
-                "text" => text.push_str(p.text.as_deref().unwrap_or("")),
-                "image_url" => {
-                    let url = p.image_url.as_ref().map(|u| u.url()).unwrap_or("");
-                    let data = image_data(url, &format!("{path}.image_url"))?;
-                    self.images.push(data.to_string());
-                }
-                other => {
-                    return Err(GatewayError::invalid_request(format!(
-                        "ollama does not support {other:?} content parts"
-                    ))
-                    .with_param(format!("{path}.type")))
-                }
-            }
-        }
+        let (text, images) = content(m.content.as_ref(), i)?;
+        self.images.extend(images);
         Ok(text)
     }
 }
 
 fn chat_completion(answer: &Answer) -> ChatCompletion {
-    let finish = finish_reason(answer.done_reason.as_deref(), false);
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: Some(answer.text().to_string()).filter(|t| !t.is_empty()),
-        tool_calls: None,
-        extra: Map::new(),
-    };
-    if !answer.reasoning().is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), json!(answer.reasoning()));
-    }
-    ChatCompletion {
-        id: String::new(),
-        object: "chat.completion".into(),
-        created: ollama_common::unix_seconds(&answer.created_at),
-        model: String::new(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(answer.usage()),
-        system_fingerprint: None,
-        extra: Map::new(),
-    }
+    ollama_common::completion(answer, Vec::new())
 }
 
 // --------------------------------------------------------------------------- completions

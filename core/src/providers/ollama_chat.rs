@@ -10,15 +10,14 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::ollama_common::{
-    self, chat_options, finish_body, finish_reason, format, image_data, ollama_error, parse_answer,
-    post, single_choice, tool_calls, OllamaChatStream,
+    self, chat_options, content, finish_body, format, ollama_error, parse_answer, post, tool_calls,
+    OllamaChatStream,
 };
-use super::{ChatStream, ProviderApi};
+use super::tool_arguments;
+use super::{single_choice, ChatStream, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
-use crate::openai::{
-    AssistantMessage, ChatCompletion, ChatMessage, ChatRequest, Choice, MessageContent, Role, Tool,
-};
+use crate::openai::{ChatCompletion, ChatMessage, ChatRequest, Role, Tool};
 
 const CHAT_PATH: &str = "/api/chat";
 const EMBED_PATH: &str = "/api/embed";
@@ -108,7 +107,7 @@ impl ProviderApi for OllamaChat {
 }
 
 fn request_body(req: &ChatRequest, d: &Deployment) -> Result<Value, GatewayError> {
-    single_choice(req)?;
+    single_choice(req, "ollama")?;
     let mut body = Map::new();
     body.insert("model".into(), json!(d.upstream_model));
     body.insert("messages".into(), Value::Array(messages(&req.messages)?));
@@ -193,38 +192,6 @@ fn role(role: Role, i: usize) -> Result<&'static str, GatewayError> {
     })
 }
 
-/// The message text (text parts joined) and its images' base64 data.
-fn content(
-    content: Option<&MessageContent>,
-    i: usize,
-) -> Result<(String, Vec<String>), GatewayError> {
-    let parts = match content {
-        None => return Ok((String::new(), Vec::new())),
-        Some(MessageContent::Text(s)) => return Ok((s.clone(), Vec::new())),
-        Some(MessageContent::Parts(parts)) => parts,
-    };
-    let mut text = String::new();
-    let mut images = Vec::new();
-    for (j, p) in parts.iter().enumerate() {
-        let path = format!("messages[{i}].content[{j}]");
-        match p.kind.as_str() {
-            "text" => text.push_str(p.text.as_deref().unwrap_or("")),
-            "image_url" => {
-                let param = format!("{path}.image_url");
-                let url = p.image_url.as_ref().map(|u| u.url()).unwrap_or("");
-                images.push(image_data(url, &param)?.to_string());
-            }
-            other => {
-                return Err(GatewayError::invalid_request(format!(
-                    "ollama does not support {other:?} content parts"
-                ))
-                .with_param(format!("{path}.type")))
-            }
-        }
-    }
-    Ok((text, images))
-}
-
 /// Ollama wants arguments as an object, not JSON text.
 fn assistant_tool_calls(
     calls: &[crate::openai::ToolCall],
@@ -232,52 +199,15 @@ fn assistant_tool_calls(
 ) -> Result<Value, GatewayError> {
     let mut out = Vec::with_capacity(calls.len());
     for (j, c) in calls.iter().enumerate() {
-        let text = c.function.arguments.trim();
-        let arguments: Value = if text.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(text).map_err(|e| {
-                GatewayError::invalid_request(format!(
-                    "tool call arguments are not valid JSON: {e}"
-                ))
-                .with_param(format!("messages[{i}].tool_calls[{j}].function.arguments"))
-            })?
-        };
+        let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
+        let arguments = tool_arguments::parse(&c.function.arguments, &param)?;
         out.push(json!({ "function": { "name": c.function.name, "arguments": arguments } }));
     }
     Ok(Value::Array(out))
 }
 
 fn completion(answer: &ollama_common::Answer) -> ChatCompletion {
-    let calls = tool_calls(answer, 0);
-    let finish = finish_reason(answer.done_reason.as_deref(), !calls.is_empty());
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: Some(answer.text().to_string()).filter(|t| !t.is_empty()),
-        tool_calls: Some(calls).filter(|c| !c.is_empty()),
-        extra: Map::new(),
-    };
-    if !answer.reasoning().is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), json!(answer.reasoning()));
-    }
-    ChatCompletion {
-        id: String::new(),
-        object: "chat.completion".into(),
-        created: ollama_common::unix_seconds(&answer.created_at),
-        model: String::new(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(answer.usage()),
-        system_fingerprint: None,
-        extra: Map::new(),
-    }
+    ollama_common::completion(answer, tool_calls(answer, 0))
 }
 
 #[cfg(test)]

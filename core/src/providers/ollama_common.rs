@@ -13,11 +13,13 @@ use serde_json::{json, Map, Value};
 use super::json_lines::LineBuffer;
 use super::openai_compatible::fallback_message;
 use super::text_completion::TextChunk;
+use super::tool_arguments;
 use super::{join_url, json_post, parse_json, stream_cut, StreamChunk, StreamTranslator};
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
-    ChatChunk, ChatRequest, Delta, FunctionCall, FunctionCallDelta, ToolCall, ToolCallDelta, Usage,
+    AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Delta, FunctionCall,
+    FunctionCallDelta, MessageContent, ToolCall, ToolCallDelta, Usage,
 };
 
 pub const DEFAULT_BASE: &str = "http://localhost:11434";
@@ -61,17 +63,6 @@ pub fn post(
     let body =
         serde_json::to_vec(body).map_err(|e| GatewayError::invalid_request(e.to_string()))?;
     json_post(&join_url(base, path), &headers, body)
-}
-
-/// Refuses `n > 1`: Ollama answers once per request.
-pub fn single_choice(req: &ChatRequest) -> Result<(), GatewayError> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(GatewayError::invalid_request(
-            "ollama returns one choice per request; 'n' must be 1",
-        )
-        .with_param("n"));
-    }
-    Ok(())
 }
 
 /// `options` for a chat request.
@@ -182,6 +173,38 @@ pub fn image_data<'a>(url: &'a str, param: &str) -> Result<&'a str, GatewayError
             )
             .with_param(param)
         })
+}
+
+/// A message's text (text parts joined) and its images' base64 data.
+pub fn content(
+    content: Option<&MessageContent>,
+    i: usize,
+) -> Result<(String, Vec<String>), GatewayError> {
+    let parts = match content {
+        None => return Ok((String::new(), Vec::new())),
+        Some(MessageContent::Text(s)) => return Ok((s.clone(), Vec::new())),
+        Some(MessageContent::Parts(parts)) => parts,
+    };
+    let mut text = String::new();
+    let mut images = Vec::new();
+    for (j, p) in parts.iter().enumerate() {
+        let path = format!("messages[{i}].content[{j}]");
+        match p.kind.as_str() {
+            "text" => text.push_str(p.text.as_deref().unwrap_or("")),
+            "image_url" => {
+                let param = format!("{path}.image_url");
+                let url = p.image_url.as_ref().map(|u| u.url()).unwrap_or("");
+                images.push(image_data(url, &param)?.to_string());
+            }
+            other => {
+                return Err(GatewayError::invalid_request(format!(
+                    "ollama does not support {other:?} content parts"
+                ))
+                .with_param(format!("{path}.type")))
+            }
+        }
+    }
+    Ok((text, images))
 }
 
 // ------------------------------------------------------------------------------- answers
@@ -356,15 +379,6 @@ pub fn made_up_id(prefix: &str, created_at: &str, ordinal: usize) -> String {
     )
 }
 
-/// Ollama's arguments object as the JSON text OpenAI clients expect.
-pub fn arguments_text(arguments: &Value) -> String {
-    match arguments {
-        Value::String(s) => s.clone(),
-        Value::Null => "{}".into(),
-        other => other.to_string(),
-    }
-}
-
 /// The answer's tool calls in OpenAI's shape; `first` is the ordinal of the first one in the
 /// whole answer (streams send calls over several lines).
 pub fn tool_calls(answer: &Answer, first: usize) -> Vec<ToolCall> {
@@ -377,10 +391,24 @@ pub fn tool_calls(answer: &Answer, first: usize) -> Vec<ToolCall> {
             kind: "function".into(),
             function: FunctionCall {
                 name: c.function.name.clone(),
-                arguments: arguments_text(&c.function.arguments),
+                arguments: tool_arguments::text(&c.function.arguments),
             },
         })
         .collect()
+}
+
+/// An answer as a chat completion with `calls` (none for the generate API).
+pub fn completion(answer: &Answer, calls: Vec<ToolCall>) -> ChatCompletion {
+    let finish = finish_reason(answer.done_reason.as_deref(), !calls.is_empty());
+    let message = AssistantMessage::answer(
+        answer.text().to_string(),
+        calls,
+        answer.reasoning().to_string(),
+    );
+    ChatCompletion {
+        created: unix_seconds(&answer.created_at),
+        ..ChatCompletion::with_choice(message, finish, answer.usage())
+    }
 }
 
 /// Reads a whole (non-streamed) answer; an `{"error"}` body with a 200 is still an error.
@@ -474,11 +502,7 @@ impl OllamaChatStream {
         for a in answers {
             if !self.started {
                 self.started = true;
-                let delta = Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                };
+                let delta = Delta::start();
                 out.push(ChatChunk::with_delta(delta, None));
             }
             if !a.reasoning().is_empty() {
@@ -513,10 +537,7 @@ impl OllamaChatStream {
                 })
                 .collect();
             if !calls.is_empty() {
-                let delta = Delta {
-                    tool_calls: Some(calls),
-                    ..Default::default()
-                };
+                let delta = Delta::tool_calls(calls);
                 out.push(ChatChunk::with_delta(delta, None));
             }
             if a.done {

@@ -206,17 +206,11 @@ impl OpenAiFormatChunk for ChatChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::providers::test_support::chat;
     use crate::providers::StreamTranslator;
 
     fn deployment(yaml_params: &str) -> Deployment {
-        let yaml = format!("model_list:\n  - model_name: g\n    litellm_params: {yaml_params}\n");
-        let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-        (*cfg.deployments[0]).clone()
-    }
-
-    fn chat(json: Value) -> ChatRequest {
-        serde_json::from_value(json).unwrap()
+        crate::providers::test_support::deployment("g", yaml_params)
     }
 
     #[test]

@@ -39,9 +39,9 @@ pub fn run<C: StreamChunk>(
 /// Every split point gives the same chunks and usage as the whole stream; returns them.
 pub fn assert_split_invariant<C: StreamChunk>(
     new: impl Fn() -> Box<dyn StreamTranslator<Chunk = C>>,
-    stream: &str,
+    stream: impl AsRef<[u8]>,
 ) -> (Vec<Value>, Option<Usage>) {
-    let bytes = stream.as_bytes();
+    let bytes = stream.as_ref();
     let whole = run(new(), bytes, 0);
     whole.result.as_ref().expect("the whole stream translates");
     for split in 1..=bytes.len() {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::gemini::{embedding_list, embedding_texts};
-use super::gemini_format::{self, GeminiStream};
+use super::gemini_format::{self, to_vec, GeminiStream};
 use super::google_auth::{ServiceAccount, TokenCache, CLOUD_PLATFORM_SCOPE};
 use super::{json_post, parse_json, ChatStream, ProviderApi, SendContext};
 use crate::config::Deployment;
@@ -41,12 +41,7 @@ impl ProviderApi for VertexAi {
         req: &ChatRequest,
         d: &Deployment,
     ) -> Result<http::Request<Bytes>, GatewayError> {
-        let body = to_vec(&gemini_format::request_body(req)?)?;
-        let method = if req.is_stream() {
-            "streamGenerateContent?alt=sse"
-        } else {
-            "generateContent"
-        };
+        let (body, method) = gemini_format::chat_body(req)?;
         json_post(&model_url(d, method)?, &[], body)
     }
 
@@ -173,10 +168,6 @@ fn service_account(d: &Deployment) -> Result<ServiceAccount, GatewayError> {
     ServiceAccount::from_credentials(credentials)
 }
 
-fn to_vec(v: &Value) -> Result<Vec<u8>, GatewayError> {
-    serde_json::to_vec(v).map_err(|e| GatewayError::invalid_request(e.to_string()))
-}
-
 /// Vertex's text-embedding models take `instances: [{content}]` on `:predict`.
 fn predict_body(req: &Value) -> Result<Value, GatewayError> {
     let task_type = req.get("task_type").filter(|v| !v.is_null());
@@ -225,16 +216,13 @@ struct Statistics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::providers::google_auth::tests::{FakeClock, TokenEndpoint, TEST_ACCOUNT, TOKEN_OK};
+    use crate::providers::google_auth::tests::{TokenEndpoint, TEST_ACCOUNT, TOKEN_OK};
+    use crate::providers::test_support;
+    use crate::providers::test_support::FakeClock;
     use std::sync::atomic::AtomicU64;
 
     fn deployment_with(params: &str) -> Deployment {
-        let yaml = format!(
-            "model_list:\n  - model_name: v\n    litellm_params: {{model: vertex_ai/gemini-1.5-pro{params}}}\n"
-        );
-        let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-        (*cfg.deployments[0]).clone()
+        test_support::deployment("v", &format!("{{model: vertex_ai/gemini-1.5-pro{params}}}"))
     }
 
     fn with_credentials(extra: &str) -> Deployment {
@@ -286,10 +274,8 @@ mod tests {
 
     #[test]
     fn vertex_ai_beta_is_an_alias() {
-        let d = {
-            let yaml = "model_list:\n  - model_name: v\n    litellm_params: {model: vertex_ai_beta/gemini-pro, vertex_project: p}\n";
-            (*Config::from_yaml(yaml, &|_| None).unwrap().deployments[0]).clone()
-        };
+        let d =
+            test_support::deployment("v", "{model: vertex_ai_beta/gemini-pro, vertex_project: p}");
         assert_eq!(d.provider.prefix(), "vertex_ai");
         assert!(d.provider.api().is_ok());
     }

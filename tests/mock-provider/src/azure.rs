@@ -100,13 +100,7 @@ pub fn check_auth(headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty());
-    let bearer = headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
-    if key.is_none() && bearer.is_none() {
+    if key.is_none() && http::bearer(headers).is_none() {
         return Err(ApiError::new(
             401,
             "401",

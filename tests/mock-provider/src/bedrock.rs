@@ -151,12 +151,7 @@ pub fn simulated_error(status: u16) -> ApiError {
 
 /// SigV4 with the test key, or a Bedrock API key as a bearer token.
 pub fn check_auth(parts: &Parts, body: &[u8]) -> Result<(), ApiError> {
-    let bearer = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if bearer.is_some_and(|k| !k.trim().is_empty()) {
+    if http::bearer(&parts.headers).is_some() {
         return Ok(());
     }
     let verdict = sigv4::verify(

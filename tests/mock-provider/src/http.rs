@@ -1,10 +1,10 @@
-//! Response helpers shared by every provider format.
+//! Request and response helpers shared by every provider format.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
-use hyper::{Response, StatusCode};
+use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{HeaderMap, Response, StatusCode};
 
 use crate::body::MockBody;
 
@@ -15,6 +15,16 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// A process-unique number for response ids.
 pub fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The token of an `authorization: Bearer <token>` header, when it is not blank.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
 }
 
 fn status(code: u16) -> StatusCode {

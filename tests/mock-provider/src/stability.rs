@@ -9,7 +9,7 @@
 //! under it with the form fields as a JSON body.
 
 use bytes::Bytes;
-use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{ACCEPT, CONTENT_TYPE};
 use hyper::http::request::Parts;
 use hyper::{HeaderMap, Response};
 use serde_json::{Map, Value};
@@ -165,14 +165,7 @@ pub fn fields_json(fields: &[(String, String)]) -> Bytes {
 }
 
 pub fn check_auth(parts: &Parts) -> Result<(), ApiError> {
-    let key = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or("");
-    if key.is_empty() {
+    if http::bearer(&parts.headers).is_none() {
         return Err(ApiError::new(
             401,
             "unauthorized",
@@ -267,6 +260,7 @@ fn decode_base64(s: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use hyper::header::AUTHORIZATION;
 
     fn form(fields: &[(&str, &str)]) -> (HeaderMap, Vec<u8>) {
         let mut body = String::new();

@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::Config;
 use crate::providers::split_test::{assert_split_invariant, content_of, finishes};
+use crate::providers::test_support::chat;
 use crate::providers::StreamTranslator;
 use serde_json::json;
 
@@ -14,10 +15,6 @@ fn config(params: &str, env: &dyn Fn(&str) -> Option<String>) -> Deployment {
 
 fn deployment(params: &str) -> Deployment {
     config(params, &|_| None)
-}
-
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
 }
 
 fn simple(stream: bool) -> ChatRequest {

@@ -7,13 +7,17 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::super::anthropic::{ensure_object_type, json_mode_schema, thinking, JSON_TOOL};
-use super::super::parse_json;
+use super::super::anthropic::{
+    input_schema, json_mode_schema, thinking, thinking_budget, top_k, JSON_TOOL,
+};
+use super::super::function_tools::function_tools;
+use super::super::turns::Turns;
+use super::super::{claude_answer, tool_arguments};
+use super::super::{from_upstream, parse_json, single_choice};
 use crate::config::Deployment;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::openai::{
-    AssistantMessage, ChatCompletion, ChatMessage, ChatRequest, Choice, ContentPart, FunctionCall,
-    MessageContent, PromptTokensDetails, Role, ToolCall, Usage,
+    ChatCompletion, ChatMessage, ChatRequest, ContentPart, MessageContent, Role, Usage,
 };
 
 /// The OpenAI parameters Converse can express (`user` is accepted and not sent: Bedrock has
@@ -52,19 +56,10 @@ pub fn json_mode(req: &ChatRequest) -> bool {
 
 /// The whole Converse body for `req`; `model` is the Bedrock model id.
 pub fn request_body(req: &ChatRequest, d: &Deployment, model: &str) -> Result<Value, GatewayError> {
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(GatewayError::invalid_request(
-            "bedrock returns one choice per request; 'n' must be 1",
-        )
-        .with_param("n"));
-    }
+    single_choice(req, "bedrock")?;
     let (system, messages) = translate_messages(&req.messages)?;
     let thinking = thinking(req)?;
-    let budget = thinking
-        .as_ref()
-        .filter(|t| t.get("type").and_then(Value::as_str) == Some("enabled"))
-        .and_then(|t| t.get("budget_tokens"))
-        .and_then(Value::as_u64);
+    let budget = thinking_budget(thinking.as_ref());
 
     let mut body = Map::new();
     body.insert("messages".into(), Value::Array(messages));
@@ -133,15 +128,9 @@ fn add_top_k(
     model: &str,
     additional: &mut Map<String, Value>,
 ) -> Result<(), GatewayError> {
-    let Some(k) = req.extra.get("top_k").filter(|v| !v.is_null()) else {
+    let Some(k) = top_k(req)? else {
         return Ok(());
     };
-    if !k.is_u64() {
-        return Err(
-            GatewayError::invalid_request("'top_k' must be a non-negative integer")
-                .with_param("top_k"),
-        );
-    }
     let base = base_model(model);
     if base.starts_with("anthropic.") {
         additional.insert("top_k".into(), k.clone());
@@ -171,7 +160,7 @@ pub fn base_model(model: &str) -> &str {
 /// The `system` blocks and the alternating user/assistant turns.
 fn translate_messages(messages: &[ChatMessage]) -> Result<(Vec<Value>, Vec<Value>), GatewayError> {
     let mut system = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut turns = Turns::default();
     for (i, m) in messages.iter().enumerate() {
         let (role, blocks) = match m.role {
             Role::System | Role::Developer => {
@@ -189,15 +178,8 @@ fn translate_messages(messages: &[ChatMessage]) -> Result<(Vec<Value>, Vec<Value
                 .with_param(format!("messages[{i}].role")))
             }
         };
-        // Empty messages are refused upstream; dropping them keeps the conversation valid.
-        if blocks.is_empty() {
-            continue;
-        }
-        // Converse requires user and assistant turns to alternate: merge neighbours.
-        match turns.last_mut() {
-            Some((last, prev)) if *last == role => prev.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
+        // Converse requires user and assistant turns to alternate: neighbours merge.
+        turns.push(role, blocks);
     }
     if turns.is_empty() {
         return Err(GatewayError::invalid_request(
@@ -205,23 +187,7 @@ fn translate_messages(messages: &[ChatMessage]) -> Result<(Vec<Value>, Vec<Value
         )
         .with_param("messages"));
     }
-    trim_final_assistant(&mut turns);
-    let turns = turns
-        .into_iter()
-        .map(|(role, content)| json!({ "role": role, "content": content }))
-        .collect();
-    Ok((system, turns))
-}
-
-/// Models refuse a final (prefill) assistant turn that ends in whitespace.
-fn trim_final_assistant(turns: &mut [(&'static str, Vec<Value>)]) {
-    let Some(("assistant", blocks)) = turns.last_mut() else {
-        return;
-    };
-    if let Some(Value::String(text)) = blocks.last_mut().and_then(|b| b.get_mut("text")) {
-        let trimmed = text.trim_end().len();
-        text.truncate(trimmed);
-    }
+    Ok((system, turns.into_messages()))
 }
 
 /// A prompt-caching marker (`cache_control` on a part or message) is a `cachePoint` block
@@ -396,24 +362,8 @@ fn assistant_blocks(m: &ChatMessage, i: usize) -> Result<Vec<Value>, GatewayErro
     };
     blocks.extend(content_blocks(m.content.as_ref(), &Map::new(), i)?);
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
-        let param = || format!("messages[{i}].tool_calls[{j}].function.arguments");
-        let args = call.function.arguments.trim();
-        let input: Value = if args.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(args).map_err(|e| {
-                GatewayError::invalid_request(format!(
-                    "tool call arguments are not valid JSON: {e}"
-                ))
-                .with_param(param())
-            })?
-        };
-        if !input.is_object() {
-            return Err(GatewayError::invalid_request(
-                "bedrock needs tool call arguments to be a JSON object",
-            )
-            .with_param(param()));
-        }
+        let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
+        let input = tool_arguments::parse_object(&call.function.arguments, "bedrock", &param)?;
         blocks.push(json!({ "toolUse": {
             "toolUseId": call.id,
             "name": call.function.name,
@@ -502,22 +452,13 @@ fn tool_spec(name: &str, description: Option<&str>, schema: Value) -> Value {
 
 fn tool_specs(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
     let mut out = Vec::new();
-    for (i, tool) in req.tools.iter().flatten().enumerate() {
-        if tool.kind != "function" {
-            return Err(GatewayError::invalid_request(format!(
-                "bedrock supports only function tools, not {:?}",
-                tool.kind
-            ))
-            .with_param(format!("tools[{i}].type")));
-        }
+    for tool in function_tools(req, "bedrock")? {
         let f = &tool.function;
-        let mut schema = f
-            .parameters
-            .clone()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
-        ensure_object_type(&mut schema);
-        out.push(tool_spec(&f.name, f.description.as_deref(), schema));
+        out.push(tool_spec(
+            &f.name,
+            f.description.as_deref(),
+            input_schema(f),
+        ));
         out.extend(cache_point(&f.extra).or_else(|| cache_point(&tool.extra)));
     }
     Ok(out)
@@ -640,26 +581,15 @@ pub struct BedrockUsage {
 
 impl BedrockUsage {
     pub fn to_openai(self) -> Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let write = self.cache_write_input_tokens.unwrap_or(0);
-        let prompt = self.input_tokens + read + write;
-        let mut usage = Usage::new(prompt, self.output_tokens);
+        let mut usage = claude_answer::usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_input_tokens,
+            self.cache_write_input_tokens,
+        );
         // Bedrock's own total already counts the cache; keep it when given, as LiteLLM does.
         if let Some(total) = self.total_tokens.filter(|t| *t > 0) {
             usage.total_tokens = total;
-        }
-        if self.cache_read_input_tokens.is_some() || self.cache_write_input_tokens.is_some() {
-            usage.prompt_tokens_details = Some(PromptTokensDetails {
-                cached_tokens: read,
-                cache_creation_tokens: Some(write),
-                ..Default::default()
-            });
-            usage
-                .extra
-                .insert("cache_read_input_tokens".into(), json!(read));
-            usage
-                .extra
-                .insert("cache_creation_input_tokens".into(), json!(write));
         }
         usage
     }
@@ -679,86 +609,28 @@ pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
 /// A Converse response as an OpenAI completion (id, model and time are stamped by the caller).
 pub fn completion(body: &[u8], json_mode: bool) -> Result<ChatCompletion, GatewayError> {
     let value: Value = parse_json(body)?;
-    let resp: ConverseResponse = serde_json::from_value(value).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })?;
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut thinking_blocks = Vec::new();
-    let mut tool_calls = Vec::new();
-    let mut json_answer = None;
+    let resp: ConverseResponse = from_upstream(value)?;
+    let mut answer = claude_answer::Answer::new(json_mode);
     for block in resp.output.message.map(|m| m.content).unwrap_or_default() {
         if let Some(t) = block.text {
-            text.push_str(&t);
+            answer.text(&t);
         }
         if let Some(call) = block.tool_use {
-            if json_mode && call.name == JSON_TOOL {
-                // The forced JSON tool's input is the answer itself.
-                json_answer = Some(call.input.to_string());
-            } else {
-                tool_calls.push(ToolCall {
-                    id: call.tool_use_id,
-                    kind: "function".into(),
-                    function: FunctionCall {
-                        name: call.name,
-                        arguments: call.input.to_string(),
-                    },
-                });
-            }
+            answer.tool_use(call.tool_use_id, call.name, &call.input);
         }
         if let Some(r) = block.reasoning_content {
             if let Some(rt) = r.reasoning_text {
-                reasoning.push_str(&rt.text);
-                thinking_blocks.push(
-                    json!({ "type": "thinking", "thinking": rt.text, "signature": rt.signature }),
-                );
+                answer.thinking(rt.text, rt.signature);
             }
             if let Some(data) = r.redacted_content {
-                thinking_blocks.push(json!({ "type": "redacted_thinking", "data": data }));
+                answer.redacted_thinking(data);
             }
         }
     }
-    let mut finish = finish_reason(resp.stop_reason.as_deref());
-    let content = match json_answer {
-        Some(answer) => {
-            if tool_calls.is_empty() {
-                finish = "stop";
-            }
-            Some(answer)
-        }
-        None => Some(text).filter(|t| !t.is_empty()),
-    };
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content,
-        tool_calls: Some(tool_calls).filter(|t| !t.is_empty()),
-        extra: Map::new(),
-    };
-    if !thinking_blocks.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(reasoning));
-        message
-            .extra
-            .insert("thinking_blocks".into(), Value::Array(thinking_blocks));
-    }
-    Ok(ChatCompletion {
-        id: String::new(),
-        object: "chat.completion".into(),
-        created: 0,
-        model: String::new(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish.into()),
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: Some(resp.usage.to_openai()),
-        system_fingerprint: None,
-        extra: Map::new(),
-    })
+    let (message, finish) = answer.into_message(finish_reason(resp.stop_reason.as_deref()));
+    Ok(ChatCompletion::with_choice(
+        message,
+        finish,
+        resp.usage.to_openai(),
+    ))
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::super::claude_answer;
 use super::converse::{finish_reason, BedrockUsage};
 use super::eventstream::{Decoder, Message};
 use super::{error_with, status_for_exception};
@@ -144,11 +145,7 @@ impl ConverseStream {
         }
         match m.header_str(":event-type").unwrap_or("") {
             "messageStart" => {
-                let delta = Delta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                };
+                let delta = Delta::start();
                 emit(out, delta, None);
             }
             "contentBlockStart" => self.start_block(payload(m)?, out),
@@ -291,46 +288,27 @@ fn emit(out: &mut Vec<ChatChunk>, delta: Delta, finish: Option<&str>) {
 }
 
 fn emit_text(out: &mut Vec<ChatChunk>, text: String) {
-    let delta = Delta {
-        content: Some(text),
-        ..Default::default()
-    };
+    let delta = Delta::text(text);
     emit(out, delta, None);
 }
 
 fn emit_tool_call(out: &mut Vec<ChatChunk>, call: ToolCallDelta) {
-    let delta = Delta {
-        tool_calls: Some(vec![call]),
-        ..Default::default()
-    };
+    let delta = Delta::tool_calls(vec![call]);
     emit(out, delta, None);
 }
 
 /// Reasoning as LiteLLM streams it: `reasoning_content` text and `thinking_blocks` pieces
 /// (the signature arrives last, on its own).
 fn emit_reasoning(out: &mut Vec<ChatChunk>, r: ReasoningDelta) {
-    let mut delta = Delta::default();
     let text = r.text.unwrap_or_default();
-    let block = if let Some(data) = r.redacted_content {
-        json!({ "type": "redacted_thinking", "data": data })
-    } else if text.is_empty() && r.signature.is_none() {
-        return;
-    } else {
-        let mut b = json!({ "type": "thinking", "thinking": text });
-        if let Some(sig) = r.signature {
-            b["signature"] = Value::String(sig);
-        }
-        b
+    let block = match r.redacted_content {
+        Some(data) => json!({ "type": "redacted_thinking", "data": data }),
+        None => match claude_answer::thinking_block(&text, r.signature) {
+            Some(block) => block,
+            None => return,
+        },
     };
-    if !text.is_empty() {
-        delta
-            .extra
-            .insert("reasoning_content".into(), Value::String(text));
-    }
-    delta
-        .extra
-        .insert("thinking_blocks".into(), Value::Array(vec![block]));
-    emit(out, delta, None);
+    emit(out, claude_answer::reasoning_delta(text, block), None);
 }
 
 impl StreamTranslator for ConverseStream {

@@ -2,13 +2,15 @@
 //! and response fixtures (built from AWS's documented examples).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 
 use serde_json::{json, Value};
 
 use super::*;
 use crate::config::Config;
 use crate::openai::ChatRequest;
-use crate::ports::{BodyStream, Clock, HttpClient, TransportError};
+use crate::ports::{BodyStream, HttpClient, TransportError};
+use crate::providers::test_support::{self, chat, FakeClock};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
@@ -34,16 +36,8 @@ fn signed() -> Deployment {
     ))
 }
 
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
-}
-
 fn simple(extra: Value) -> ChatRequest {
-    let mut v = json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]});
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
-    }
-    chat(v)
+    test_support::simple("claude", extra)
 }
 
 fn body(req: &ChatRequest) -> Value {
@@ -53,16 +47,6 @@ fn body(req: &ChatRequest) -> Value {
 
 fn refused(req: &ChatRequest) -> GatewayError {
     Bedrock.chat_request(req, &signed()).unwrap_err()
-}
-
-struct FixedClock(u64);
-
-#[async_trait::async_trait]
-impl Clock for FixedClock {
-    fn now_ms(&self) -> u64 {
-        self.0
-    }
-    async fn sleep(&self, _ms: u64) {}
 }
 
 struct NoHttp;
@@ -80,7 +64,7 @@ impl HttpClient for NoHttp {
 
 fn authorize(request: http::Request<Bytes>, d: &Deployment) -> http::Request<Bytes> {
     let ctx = SendContext {
-        clock: &FixedClock(1_440_938_160_000),
+        clock: &FakeClock(AtomicU64::new(1_440_938_160_000)),
         http: &NoHttp,
     };
     futures_executor::block_on(Bedrock.authorize(request, d, &ctx)).unwrap()
@@ -242,7 +226,7 @@ fn a_deployment_without_keys_is_a_401_at_send_time() {
     d.params.extra.remove("aws_secret_access_key");
     let r = Bedrock.chat_request(&simple(json!({})), &d).unwrap();
     let ctx = SendContext {
-        clock: &FixedClock(0),
+        clock: &FakeClock(AtomicU64::new(0)),
         http: &NoHttp,
     };
     let e = futures_executor::block_on(Bedrock.authorize(r, &d, &ctx)).unwrap_err();

@@ -3,32 +3,24 @@ use crate::config::Config;
 use crate::providers::split_test::{
     assert_split_invariant, content_of, finishes, run, tool_arguments,
 };
+use crate::providers::test_support::{self, chat};
 
 const STREAM_TEXT: &str = include_str!("../fixtures/cohere/stream_text.txt");
 const STREAM_TOOL_CALL: &str = include_str!("../fixtures/cohere/stream_tool_call.txt");
 
 fn deployment_with(params: &str) -> Deployment {
-    let yaml = format!(
-        "model_list:\n  - model_name: c\n    litellm_params: {{model: cohere_chat/command-r-plus-08-2024, api_key: k{params}}}\n"
-    );
-    let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-    (*cfg.deployments[0]).clone()
+    test_support::deployment(
+        "c",
+        &format!("{{model: cohere_chat/command-r-plus-08-2024, api_key: k{params}}}"),
+    )
 }
 
 fn deployment() -> Deployment {
     deployment_with("")
 }
 
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
-}
-
 fn simple(extra: Value) -> ChatRequest {
-    let mut v = json!({"model": "c", "messages": [{"role": "user", "content": "hi"}]});
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
-    }
-    chat(v)
+    test_support::simple("c", extra)
 }
 
 fn body(req: &ChatRequest) -> Value {

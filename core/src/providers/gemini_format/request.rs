@@ -7,6 +7,8 @@ use super::schema::{gemini_schema, has_properties};
 use super::THOUGHT_SIGNATURE_SEPARATOR;
 use crate::error::GatewayError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolCall};
+use crate::providers::function_tools::function_tools;
+use crate::providers::tool_arguments;
 
 /// OpenAI parameters Gemini can express. `top_k`, `thinking` and `safety_settings` are
 /// LiteLLM's pass-throughs and arrive in `extra`.
@@ -262,21 +264,8 @@ fn model_parts(m: &ChatMessage, i: usize) -> Result<Vec<Value>, GatewayError> {
 }
 
 fn function_call_part(call: &ToolCall, path: &str) -> Result<Value, GatewayError> {
-    let bad = |why: String| {
-        GatewayError::invalid_request(why).with_param(format!("{path}.function.arguments"))
-    };
-    let raw = call.function.arguments.trim();
-    let args: Value = if raw.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_str(raw)
-            .map_err(|e| bad(format!("tool call arguments are not valid JSON: {e}")))?
-    };
-    if !args.is_object() {
-        return Err(bad(
-            "gemini needs tool call arguments to be a JSON object".into()
-        ));
-    }
+    let param = format!("{path}.function.arguments");
+    let args = tool_arguments::parse_object(&call.function.arguments, "gemini", &param)?;
     let mut part = json!({ "functionCall": { "name": call.function.name, "args": args } });
     // Gemini 3 refuses a function call replayed without the signature it came with; it
     // travels inside the tool call id (see THOUGHT_SIGNATURE_SEPARATOR).
@@ -345,14 +334,7 @@ fn add_tools(req: &ChatRequest, body: &mut Map<String, Value>) -> Result<(), Gat
 
 fn function_declarations(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> {
     let mut out = Vec::new();
-    for (i, tool) in req.tools.iter().flatten().enumerate() {
-        if tool.kind != "function" {
-            return Err(GatewayError::invalid_request(format!(
-                "gemini supports only function tools, not {:?}",
-                tool.kind
-            ))
-            .with_param(format!("tools[{i}].type")));
-        }
+    for tool in function_tools(req, "gemini")? {
         let f = &tool.function;
         let mut decl = json!({ "name": f.name });
         if let Some(desc) = &f.description {

@@ -5,11 +5,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::THOUGHT_SIGNATURE_SEPARATOR;
-use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
     AssistantMessage, ChatCompletion, Choice, CompletionTokensDetails, FunctionCall,
     PromptTokensDetails, ToolCall, Usage,
 };
+pub use crate::providers::from_upstream;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -219,32 +219,6 @@ pub fn completion(resp: GenerateContentResponse) -> ChatCompletion {
 }
 
 fn choice(index: u32, parts: CandidateParts, finish: &str) -> Choice {
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: Some(parts.text).filter(|t| !t.is_empty()),
-        tool_calls: Some(parts.tool_calls).filter(|t| !t.is_empty()),
-        extra: Map::new(),
-    };
-    if !parts.reasoning.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(parts.reasoning));
-    }
-    Choice {
-        index,
-        message,
-        finish_reason: Some(finish.into()),
-        logprobs: None,
-        extra: Map::new(),
-    }
-}
-
-/// Types an upstream JSON value; a shape we cannot read is the provider's fault (502).
-pub fn from_upstream<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, GatewayError> {
-    serde_json::from_value(value).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::BadGateway,
-            format!("the provider returned an unreadable response: {e}"),
-        )
-    })
+    let message = AssistantMessage::answer(parts.text, parts.tool_calls, parts.reasoning);
+    Choice::new(index, message, finish)
 }

@@ -4,23 +4,17 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::openai::{ChatRequest, Usage};
+use crate::openai::{ChatChunk, ChatRequest, Usage};
+use crate::providers::split_test::{self, content_of, finishes, run};
+use crate::providers::test_support::{self, chat};
 use crate::providers::StreamTranslator;
 
 const STREAM_TEXT: &str = include_str!("../fixtures/gemini/stream_text.txt");
 const STREAM_FUNCTION_CALL: &str = include_str!("../fixtures/gemini/stream_function_call.txt");
 
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
-}
-
 /// A request with one user message plus `extra` fields.
 fn simple(extra: Value) -> ChatRequest {
-    let mut v = json!({"model": "g", "messages": [{"role": "user", "content": "hi"}]});
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
-    }
-    chat(v)
+    test_support::simple("g", extra)
 }
 
 fn body(req: &ChatRequest) -> Value {
@@ -375,51 +369,23 @@ fn unreadable_or_error_bodies_are_errors_not_panics() {
 
 // --------------------------------------------------------------------- stream
 
+fn new_stream() -> Box<dyn StreamTranslator<Chunk = ChatChunk>> {
+    Box::new(GeminiStream::new())
+}
+
 /// Feeds `bytes` in two pieces split at `split`; the chunks as JSON, the result, the usage.
 fn run_stream(bytes: &[u8], split: usize) -> (Vec<Value>, Result<(), GatewayError>, Option<Usage>) {
-    let mut t = GeminiStream::new();
-    let mut out = Vec::new();
-    let res = t
-        .feed(&bytes[..split], &mut out)
-        .and_then(|_| t.feed(&bytes[split..], &mut out))
-        .and_then(|_| t.finish(&mut out));
-    let chunks = out
-        .iter()
-        .map(|c| serde_json::to_value(c).unwrap())
-        .collect();
-    (chunks, res, t.usage())
+    let r = run(new_stream(), bytes, split);
+    (r.chunks, r.result, r.usage)
 }
 
 /// Every split point gives the same chunks as the whole stream; with LF and with the CRLF
 /// framing Google sends.
 fn assert_split_invariant(stream: &str) -> (Vec<Value>, Option<Usage>) {
-    let (whole, res, usage) = run_stream(stream.as_bytes(), 0);
-    res.unwrap();
-    let crlf = stream.replace('\n', "\r\n");
-    for framing in [stream, crlf.as_str()] {
-        let bytes = framing.as_bytes();
-        for split in 0..=bytes.len() {
-            let (chunks, res, u) = run_stream(bytes, split);
-            assert!(res.is_ok(), "split {split}");
-            assert_eq!(chunks, whole, "split {split}");
-            assert_eq!(u, usage, "split {split}");
-        }
-    }
-    (whole, usage)
-}
-
-fn content_of(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect()
-}
-
-fn finishes(chunks: &[Value]) -> Vec<&str> {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .collect()
+    let lf = split_test::assert_split_invariant(new_stream, stream);
+    let crlf = split_test::assert_split_invariant(new_stream, stream.replace('\n', "\r\n"));
+    assert_eq!(crlf, lf, "CRLF framing");
+    lf
 }
 
 #[test]

@@ -1,20 +1,14 @@
 use super::*;
-use crate::config::Config;
 use crate::openai::ChatChunk;
 use crate::providers::split_test::{assert_split_invariant, content_of, finishes, run};
+use crate::providers::test_support::{self, chat};
 use crate::providers::text_completion::TextChunk;
 use crate::providers::StreamTranslator;
 
 const STREAM: &str = include_str!("../fixtures/ollama/generate_stream.ndjson");
 
 fn deployment() -> Deployment {
-    let yaml = "model_list:\n  - model_name: local\n    litellm_params: {model: ollama/llama3.2}\n";
-    let cfg = Config::from_yaml(yaml, &|_| None).unwrap();
-    (*cfg.deployments[0]).clone()
-}
-
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
+    test_support::deployment("local", "{model: ollama/llama3.2}")
 }
 
 fn body_of(r: http::Request<Bytes>) -> Value {

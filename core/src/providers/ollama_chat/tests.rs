@@ -1,36 +1,24 @@
 use super::*;
-use crate::config::Config;
 use crate::openai::ChatChunk;
 use crate::providers::split_test::{
     assert_split_invariant, content_of, finishes, run, tool_arguments,
 };
+use crate::providers::test_support::{self, chat};
 use crate::providers::StreamTranslator;
 
 const STREAM: &str = include_str!("../fixtures/ollama/chat_stream.ndjson");
 const STREAM_TOOLS: &str = include_str!("../fixtures/ollama/chat_stream_tool_calls.ndjson");
 
 fn deployment_with(params: &str) -> Deployment {
-    let yaml = format!(
-        "model_list:\n  - model_name: local\n    litellm_params: {{model: ollama_chat/llama3.2{params}}}\n"
-    );
-    let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-    (*cfg.deployments[0]).clone()
+    test_support::deployment("local", &format!("{{model: ollama_chat/llama3.2{params}}}"))
 }
 
 fn deployment() -> Deployment {
     deployment_with("")
 }
 
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
-}
-
 fn simple(extra: Value) -> ChatRequest {
-    let mut v = json!({"model": "local", "messages": [{"role": "user", "content": "hi"}]});
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
-    }
-    chat(v)
+    test_support::simple("local", extra)
 }
 
 fn body(req: &ChatRequest) -> Value {

@@ -6,18 +6,11 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::config::Config;
+use crate::providers::test_support::{self, chat};
 use crate::providers::{ProviderApi, ProviderId};
 
 fn deployment(model: &str, extra: &str) -> Deployment {
-    let yaml = format!(
-        "model_list:\n  - model_name: g\n    litellm_params: {{model: {model}, api_key: sk-row{extra}}}\n"
-    );
-    let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-    (*cfg.deployments[0]).clone()
-}
-
-fn chat(v: Value) -> ChatRequest {
-    serde_json::from_value(v).unwrap()
+    test_support::deployment("g", &format!("{{model: {model}, api_key: sk-row{extra}}}"))
 }
 
 fn sent(r: &http::Request<Bytes>) -> Value {

@@ -1,12 +1,9 @@
 use serde_json::json;
 
 use super::*;
-use crate::config::Config;
 
 fn deployment(yaml_params: &str) -> Deployment {
-    let yaml = format!("model_list:\n  - model_name: img\n    litellm_params: {yaml_params}\n");
-    let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-    (*cfg.deployments[0]).clone()
+    crate::providers::test_support::deployment("img", yaml_params)
 }
 
 /// The form fields of a request body, in order.

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::providers::bedrock::eventstream::encode;
+use crate::providers::split_test::{self, content_of, finishes, run, tool_arguments};
 
 const STREAM_TEXT: &str = include_str!("../../fixtures/bedrock/stream_text.json");
 const STREAM_TOOL_USE: &str = include_str!("../../fixtures/bedrock/stream_tool_use.json");
@@ -37,59 +38,23 @@ fn exception(kind: &str, message: &str) -> Vec<u8> {
     )
 }
 
+fn stream(json_mode: bool) -> Box<dyn StreamTranslator<Chunk = ChatChunk>> {
+    Box::new(ConverseStream::new(json_mode))
+}
+
 /// Feeds `bytes` in two pieces split at `split`; the chunks as JSON and the result.
 fn run_stream(
     bytes: &[u8],
     split: usize,
     json_mode: bool,
 ) -> (Vec<Value>, Result<(), GatewayError>, Option<Usage>) {
-    let mut t = ConverseStream::new(json_mode);
-    let mut out = Vec::new();
-    let res = t
-        .feed(&bytes[..split], &mut out)
-        .and_then(|_| t.feed(&bytes[split..], &mut out))
-        .and_then(|_| t.finish(&mut out));
-    let chunks = out
-        .iter()
-        .map(|c| serde_json::to_value(c).unwrap())
-        .collect();
-    (chunks, res, t.usage())
+    let r = run(stream(json_mode), bytes, split);
+    (r.chunks, r.result, r.usage)
 }
 
 /// Every split point gives the same chunks as the whole stream in one piece.
 fn assert_split_invariant(bytes: &[u8], json_mode: bool) -> (Vec<Value>, Option<Usage>) {
-    let (whole, res, usage) = run_stream(bytes, 0, json_mode);
-    res.unwrap();
-    for split in 1..=bytes.len() {
-        let (chunks, res, u) = run_stream(bytes, split, json_mode);
-        assert!(res.is_ok(), "split {split}");
-        assert_eq!(chunks, whole, "split {split}");
-        assert_eq!(u, usage, "split {split}");
-    }
-    (whole, usage)
-}
-
-fn content_of(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect()
-}
-
-fn finishes(chunks: &[Value]) -> Vec<&str> {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .collect()
-}
-
-fn tool_args(chunks: &[Value], index: u64) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
-        .filter(|c| c["index"] == index)
-        .filter_map(|c| c["function"]["arguments"].as_str())
-        .collect()
+    split_test::assert_split_invariant(|| stream(json_mode), bytes)
 }
 
 #[test]
@@ -125,12 +90,12 @@ fn tool_use_stream_at_every_split() {
         json!({"index": 0, "id": "tooluse_Ci9VWkMUTQOs5T-bpwUmBg", "type": "function",
                "function": {"name": "get_weather", "arguments": ""}})
     );
-    let args: Value = serde_json::from_str(&tool_args(&chunks, 0)).unwrap();
+    let args: Value = serde_json::from_str(&tool_arguments(&chunks, 0)).unwrap();
     assert_eq!(
         args,
         json!({"location": "San Francisco, CA", "unit": "fahrenheit"})
     );
-    assert_eq!(tool_args(&chunks, 1), r#"{"tz": "PST"}"#);
+    assert_eq!(tool_arguments(&chunks, 1), r#"{"tz": "PST"}"#);
     assert_eq!(finishes(&chunks), ["tool_calls"]);
     let u = usage.unwrap();
     assert_eq!((u.prompt_tokens, u.completion_tokens), (572, 89));

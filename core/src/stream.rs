@@ -71,14 +71,72 @@ pub trait OnStreamEnd: MaybeSend {
     fn end(self: Box<Self>, usage: Option<Usage>) -> Task;
 }
 
-pub struct SseOutput<C: StreamChunk> {
-    upstream: Option<BodyStream>,
-    /// Not yet run; taken when the upstream ends or in `drop`.
+/// An output stream's end-of-stream bookkeeping: started once when the upstream ends, polled
+/// to completion before the body ends, and handed to the host's spawner if the stream is
+/// dropped first. Shared by every output format.
+#[derive(Default)]
+pub struct EndOfStream {
+    /// Not yet run; taken when the upstream ends or on drop.
     on_end: Option<Box<dyn OnStreamEnd>>,
     /// Finishes the bookkeeping when the client drops the stream before its end.
     spawner: Option<Arc<dyn Spawner>>,
     /// Running: polled before the body ends.
     settling: Option<Task>,
+}
+
+impl EndOfStream {
+    pub fn new(on_end: Box<dyn OnStreamEnd>, spawner: Arc<dyn Spawner>) -> Self {
+        EndOfStream {
+            on_end: Some(on_end),
+            spawner: Some(spawner),
+            settling: None,
+        }
+    }
+
+    /// The upstream is over: start the bookkeeping with the usage reported.
+    pub fn begin(&mut self, usage: Option<Usage>) {
+        if let Some(on_end) = self.on_end.take() {
+            self.settling = Some(on_end.end(usage));
+        }
+    }
+
+    /// Ready once the bookkeeping (if any) is done.
+    pub fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(task) = self.settling.as_mut() {
+            if task.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.settling = None;
+        }
+        Poll::Ready(())
+    }
+
+    /// The stream is being dropped: whatever is not done is finished in the background.
+    pub fn finish_in_background(&mut self, usage: impl FnOnce() -> Option<Usage>) {
+        let Some(spawner) = self.spawner.take() else {
+            return;
+        };
+        if let Some(on_end) = self.on_end.take() {
+            spawner.spawn(on_end.end(usage()));
+        } else if let Some(task) = self.settling.take() {
+            // Dropped while the bookkeeping was running: let it finish.
+            spawner.spawn(task);
+        }
+    }
+}
+
+/// The error a stream ends with when the upstream connection broke mid-body.
+pub fn upstream_broke(transport: &crate::ports::TransportError) -> GatewayError {
+    let e = crate::providers::stream_cut();
+    GatewayError {
+        message: format!("{} ({transport})", e.message),
+        ..e
+    }
+}
+
+pub struct SseOutput<C: StreamChunk> {
+    upstream: Option<BodyStream>,
+    end: EndOfStream,
     translator: Box<dyn StreamTranslator<Chunk = C>>,
     identity: StreamIdentity,
     /// Fixed by the first chunk: (id, created).
@@ -97,9 +155,7 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
     ) -> Self {
         SseOutput {
             upstream: Some(upstream),
-            on_end: None,
-            spawner: None,
-            settling: None,
+            end: EndOfStream::default(),
             translator,
             identity,
             stamped: None,
@@ -111,8 +167,7 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
     /// Runs `on_end` once when the stream is over; `spawner` takes it if the client leaves
     /// first.
     pub fn on_end(mut self, on_end: Box<dyn OnStreamEnd>, spawner: Arc<dyn Spawner>) -> Self {
-        self.on_end = Some(on_end);
-        self.spawner = Some(spawner);
+        self.end = EndOfStream::new(on_end, spawner);
         self
     }
 
@@ -121,9 +176,7 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
     }
 
     fn begin_settling(&mut self) {
-        if let Some(on_end) = self.on_end.take() {
-            self.settling = Some(on_end.end(self.translator.usage()));
-        }
+        self.end.begin(self.translator.usage());
     }
 
     fn stamp_and_queue(&mut self) {
@@ -190,13 +243,7 @@ impl<C: StreamChunk + 'static> Stream for SseOutput<C> {
                 return Poll::Ready(Some(this.ready.split().freeze()));
             }
             let Some(upstream) = this.upstream.as_mut() else {
-                if let Some(task) = this.settling.as_mut() {
-                    if task.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.settling = None;
-                }
-                return Poll::Ready(None);
+                return this.end.poll_settled(cx).map(|()| None);
             };
             match upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -207,12 +254,7 @@ impl<C: StreamChunk + 'static> Stream for SseOutput<C> {
                     }
                 }
                 Poll::Ready(Some(Err(transport))) => {
-                    let e = crate::providers::stream_cut();
-                    let e = GatewayError {
-                        message: format!("{} ({transport})", e.message),
-                        ..e
-                    };
-                    this.end_with_error(&e);
+                    this.end_with_error(&upstream_broke(&transport));
                 }
                 Poll::Ready(None) => match this.translator.finish(&mut this.scratch) {
                     Ok(()) => {
@@ -229,15 +271,8 @@ impl<C: StreamChunk + 'static> Stream for SseOutput<C> {
 impl<C: StreamChunk> Drop for SseOutput<C> {
     /// The client left before the end: the bookkeeping still happens, in the background.
     fn drop(&mut self) {
-        let Some(spawner) = self.spawner.take() else {
-            return;
-        };
-        if let Some(on_end) = self.on_end.take() {
-            spawner.spawn(on_end.end(self.translator.usage()));
-        } else if let Some(task) = self.settling.take() {
-            // Dropped while the bookkeeping was running: let it finish.
-            spawner.spawn(task);
-        }
+        let translator = &self.translator;
+        self.end.finish_in_background(|| translator.usage());
     }
 }
 

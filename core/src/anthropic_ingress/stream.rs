@@ -21,9 +21,9 @@ use super::error::{error_event, put_event};
 use super::response::{message_id, stop_reason, usage_json};
 use crate::error::GatewayError;
 use crate::openai::{ChatChunk, Delta, Usage};
-use crate::ports::{BodyStream, MaybeSend, Spawner, Task};
-use crate::providers::{stream_cut, ChatStream};
-use crate::stream::{OnStreamEnd, ResponseStream};
+use crate::ports::{BodyStream, MaybeSend, Spawner};
+use crate::providers::ChatStream;
+use crate::stream::{upstream_broke, EndOfStream, OnStreamEnd, ResponseStream};
 
 /// What kind of block is open, so the next delta knows whether it continues it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -296,9 +296,7 @@ impl EventSource for TranslatedEvents {
 pub struct AnthropicSse {
     upstream: Option<BodyStream>,
     source: Box<dyn EventSource>,
-    on_end: Option<Box<dyn OnStreamEnd>>,
-    spawner: Option<Arc<dyn Spawner>>,
-    settling: Option<Task>,
+    end: EndOfStream,
     ready: BytesMut,
 }
 
@@ -307,9 +305,7 @@ impl AnthropicSse {
         AnthropicSse {
             upstream: Some(upstream),
             source,
-            on_end: None,
-            spawner: None,
-            settling: None,
+            end: EndOfStream::default(),
             ready: BytesMut::new(),
         }
     }
@@ -321,8 +317,9 @@ impl AnthropicSse {
         on_end: Option<Box<dyn OnStreamEnd>>,
         spawner: Arc<dyn Spawner>,
     ) -> Self {
-        self.on_end = on_end;
-        self.spawner = Some(spawner);
+        if let Some(on_end) = on_end {
+            self.end = EndOfStream::new(on_end, spawner);
+        }
         self
     }
 
@@ -335,9 +332,7 @@ impl AnthropicSse {
             self.ready.extend_from_slice(&error_event(e));
         }
         self.upstream = None;
-        if let Some(on_end) = self.on_end.take() {
-            self.settling = Some(on_end.end(self.source.usage()));
-        }
+        self.end.begin(self.source.usage());
     }
 }
 
@@ -351,13 +346,7 @@ impl Stream for AnthropicSse {
                 return Poll::Ready(Some(this.ready.split().freeze()));
             }
             let Some(upstream) = this.upstream.as_mut() else {
-                if let Some(task) = this.settling.as_mut() {
-                    if task.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.settling = None;
-                }
-                return Poll::Ready(None);
+                return this.end.poll_settled(cx).map(|()| None);
             };
             match upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -367,12 +356,7 @@ impl Stream for AnthropicSse {
                     }
                 }
                 Poll::Ready(Some(Err(transport))) => {
-                    let e = stream_cut();
-                    let e = GatewayError {
-                        message: format!("{} ({transport})", e.message),
-                        ..e
-                    };
-                    this.end(Some(&e));
+                    this.end(Some(&upstream_broke(&transport)));
                 }
                 Poll::Ready(None) => {
                     let finished = this.source.finish(&mut this.ready);
@@ -386,14 +370,8 @@ impl Stream for AnthropicSse {
 impl Drop for AnthropicSse {
     /// The client left before the end: the bookkeeping still happens, in the background.
     fn drop(&mut self) {
-        let Some(spawner) = self.spawner.take() else {
-            return;
-        };
-        if let Some(on_end) = self.on_end.take() {
-            spawner.spawn(on_end.end(self.source.usage()));
-        } else if let Some(task) = self.settling.take() {
-            spawner.spawn(task);
-        }
+        let source = &self.source;
+        self.end.finish_in_background(|| source.usage());
     }
 }
 

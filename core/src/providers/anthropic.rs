@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::function_tools::function_tools;
 use super::openai_compatible::fallback_message;
+use super::tool_choice::ToolChoice;
 use super::turns::Turns;
 use super::{claude_answer, tool_arguments};
 use super::{
@@ -480,25 +481,11 @@ pub(crate) fn ensure_object_type(schema: &mut Value) {
 }
 
 fn tool_choice(v: &Value) -> Result<Value, GatewayError> {
-    let mapped = match v {
-        Value::String(s) => match s.as_str() {
-            "auto" => Some(json!({ "type": "auto" })),
-            "required" => Some(json!({ "type": "any" })),
-            "none" => Some(json!({ "type": "none" })),
-            _ => None,
-        },
-        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => o
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .map(|name| json!({ "type": "tool", "name": name })),
-        _ => None,
-    };
-    mapped.ok_or_else(|| {
-        GatewayError::invalid_request(
-            "'tool_choice' must be \"auto\", \"required\", \"none\" or {\"type\": \"function\", \"function\": {\"name\": ...}}",
-        )
-        .with_param("tool_choice")
+    Ok(match ToolChoice::parse(v)? {
+        ToolChoice::Auto => json!({ "type": "auto" }),
+        ToolChoice::Required => json!({ "type": "any" }),
+        ToolChoice::None => json!({ "type": "none" }),
+        ToolChoice::Function(name) => json!({ "type": "tool", "name": name }),
     })
 }
 

@@ -25,6 +25,7 @@ pub mod openai_stream;
 pub mod stability;
 pub mod text_completion;
 mod tool_arguments;
+pub mod tool_choice;
 mod turns;
 pub mod vertex_ai;
 

@@ -9,6 +9,7 @@ use crate::error::GatewayError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolCall};
 use crate::providers::function_tools::function_tools;
 use crate::providers::tool_arguments;
+use crate::providers::tool_choice::ToolChoice;
 
 /// OpenAI parameters Gemini can express. `top_k`, `thinking` and `safety_settings` are
 /// LiteLLM's pass-throughs and arrive in `extra`.
@@ -349,25 +350,11 @@ fn function_declarations(req: &ChatRequest) -> Result<Vec<Value>, GatewayError> 
 }
 
 fn function_calling_config(choice: &Value) -> Result<Value, GatewayError> {
-    let mapped = match choice {
-        Value::String(s) => match s.as_str() {
-            "auto" => Some(json!({ "mode": "AUTO" })),
-            "none" => Some(json!({ "mode": "NONE" })),
-            "required" => Some(json!({ "mode": "ANY" })),
-            _ => None,
-        },
-        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => o
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .map(|name| json!({ "mode": "ANY", "allowedFunctionNames": [name] })),
-        _ => None,
-    };
-    mapped.ok_or_else(|| {
-        GatewayError::invalid_request(
-            "'tool_choice' must be \"auto\", \"required\", \"none\" or {\"type\": \"function\", \"function\": {\"name\": ...}}",
-        )
-        .with_param("tool_choice")
+    Ok(match ToolChoice::parse(choice)? {
+        ToolChoice::Auto => json!({ "mode": "AUTO" }),
+        ToolChoice::None => json!({ "mode": "NONE" }),
+        ToolChoice::Required => json!({ "mode": "ANY" }),
+        ToolChoice::Function(name) => json!({ "mode": "ANY", "allowedFunctionNames": [name] }),
     })
 }
 

@@ -19,7 +19,7 @@ use crate::config::{Config, Deployment};
 use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
 use crate::openai::ChatRequest;
-use crate::ports::{BodyStream, Clock, HttpClient, Spawner};
+use crate::ports::{AfterResponse, BodyStream, Clock, Entropy, HttpClient};
 use crate::providers::{mock::Mock, ProviderApi, SendContext};
 use crate::rng::Rng;
 use crate::router::session::{unknown_model, RouteSession};
@@ -50,6 +50,17 @@ impl std::fmt::Debug for ResponseBody {
 
 pub type GatewayResponse = http::Response<ResponseBody>;
 
+/// What a host gives core: its implementations of the ports.
+pub struct Ports {
+    pub http: Arc<dyn HttpClient>,
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn Store>,
+    /// Where work left after a response goes when the host has no request-scoped place for it
+    /// (see [`Gateway::handle_scoped`]).
+    pub after_response: Arc<dyn AfterResponse>,
+    pub entropy: Arc<dyn Entropy>,
+}
+
 /// One per instance: config parsed once, clients shared by every request.
 pub struct Gateway {
     config: Config,
@@ -57,31 +68,29 @@ pub struct Gateway {
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
-    /// Finishes a stream's bookkeeping when its client leaves early.
-    spawner: Arc<dyn Spawner>,
+    /// Finishes a request's bookkeeping after its response, for hosts without a request scope.
+    after_response: Arc<dyn AfterResponse>,
+    entropy: Arc<dyn Entropy>,
     instance_seed: u64,
     /// When this instance started, for `/health`'s uptime.
     started_ms: u64,
 }
 
 impl Gateway {
-    pub fn new(
-        config: Config,
-        http: Arc<dyn HttpClient>,
-        clock: Arc<dyn Clock>,
-        store: Arc<dyn Store>,
-        spawner: Arc<dyn Spawner>,
-    ) -> Self {
+    pub fn new(config: Config, ports: Ports) -> Self {
         let master_key = config.master_key.as_deref().map(MasterKey::new);
-        let started_ms = clock.now_ms();
-        let instance_seed = started_ms.rotate_left(32) ^ (config.deployments.len() as u64);
+        let started_ms = ports.clock.now_ms();
+        let mut seed = [0u8; 8];
+        ports.entropy.fill(&mut seed);
+        let instance_seed = u64::from_le_bytes(seed);
         Gateway {
             config,
             master_key,
-            http,
-            clock,
-            store,
-            spawner,
+            http: ports.http,
+            clock: ports.clock,
+            store: ports.store,
+            after_response: ports.after_response,
+            entropy: ports.entropy,
             instance_seed,
             started_ms,
         }
@@ -92,18 +101,30 @@ impl Gateway {
     }
 
     /// Answers one request. Never panics on client input; every failure is an OpenAI-style error.
+    /// Work left after the response goes to the instance's [`Ports::after_response`].
     pub async fn handle(&self, req: http::Request<Bytes>) -> GatewayResponse {
+        self.handle_scoped(req, Arc::clone(&self.after_response))
+            .await
+    }
+
+    /// [`Gateway::handle`], with work left after the response handed to `after` (Workers: the
+    /// request's `ctx.wait_until`).
+    pub async fn handle_scoped(
+        &self,
+        req: http::Request<Bytes>,
+        after: Arc<dyn AfterResponse>,
+    ) -> GatewayResponse {
         let started_ms = self.clock.now_ms();
         // Anthropic's clients get their own error shape.
         let anthropic = anthropic_ingress::is_messages_path(normalise_path(req.uri().path()));
-        let mut resp = match self.route(req).await {
+        let mut resp = match self.route(req, &after).await {
             Ok(resp) => resp,
             Err(e) if anthropic => anthropic_ingress::error_response(&e),
             Err(e) => error_response(&e),
         };
         // LiteLLM's correlation headers, on every answer (errors included). For a stream the
         // duration is the time to its first byte.
-        let call_id = call_id(started_ms, self.instance_seed);
+        let call_id = call_id(self.entropy.as_ref());
         let elapsed = self.clock.now_ms().saturating_sub(started_ms);
         set_header(&mut resp, "x-litellm-call-id", &call_id);
         set_header(
@@ -121,7 +142,11 @@ impl Gateway {
         resp
     }
 
-    async fn route(&self, req: http::Request<Bytes>) -> Result<GatewayResponse, GatewayError> {
+    async fn route(
+        &self,
+        req: http::Request<Bytes>,
+        after: &Arc<dyn AfterResponse>,
+    ) -> Result<GatewayResponse, GatewayError> {
         let path = normalise_path(req.uri().path());
         let method = req.method().clone();
         // Probes are unauthenticated, as load balancers and Lambda health checks expect.
@@ -137,11 +162,11 @@ impl Gateway {
             (Method::GET, "/health") => Ok(self.health().await),
             (Method::GET, "/models") => Ok(self.models()),
             (Method::GET, p) if p.starts_with("/models/") => self.model(&p["/models/".len()..]),
-            (Method::POST, "/chat/completions") => self.chat(req.into_body()).await,
-            (Method::POST, "/completions") => self.completions(req.into_body()).await,
-            (Method::POST, "/embeddings") => self.embeddings(req.into_body()).await,
-            (Method::POST, "/images/generations") => self.images(req.into_body()).await,
-            (Method::POST, "/messages") => self.messages(req).await,
+            (Method::POST, "/chat/completions") => self.chat(req.into_body(), after).await,
+            (Method::POST, "/completions") => self.completions(req.into_body(), after).await,
+            (Method::POST, "/embeddings") => self.embeddings(req.into_body(), after).await,
+            (Method::POST, "/images/generations") => self.images(req.into_body(), after).await,
+            (Method::POST, "/messages") => self.messages(req, after).await,
             (
                 _,
                 "/models"
@@ -195,11 +220,16 @@ impl Gateway {
 
     /// A chat request, answered by its model group or, when that fails after its retries, by
     /// the fallback groups in turn (each with its own retries).
-    async fn chat(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+    async fn chat(
+        &self,
+        body: Bytes,
+        after: &Arc<dyn AfterResponse>,
+    ) -> Result<GatewayResponse, GatewayError> {
         let req = validate::chat_request(&body)?;
         let requested = req.model.clone();
         let from_request = req.extra.get("fallbacks").cloned();
         self.with_fallbacks(
+            after,
             &requested,
             from_request.as_ref(),
             &Work::Chat(Box::new(req)),
@@ -207,36 +237,67 @@ impl Gateway {
         .await
     }
 
-    async fn completions(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+    async fn completions(
+        &self,
+        body: Bytes,
+        after: &Arc<dyn AfterResponse>,
+    ) -> Result<GatewayResponse, GatewayError> {
         let value = validate::json_object(&body)?;
         let requested = validate::model_name(&value)?;
         validate::completion_prompt(&value)?;
         let from_request = value.get("fallbacks").cloned();
-        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Completion(value))
-            .await
+        self.with_fallbacks(
+            after,
+            &requested,
+            from_request.as_ref(),
+            &Work::Completion(value),
+        )
+        .await
     }
 
-    async fn embeddings(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+    async fn embeddings(
+        &self,
+        body: Bytes,
+        after: &Arc<dyn AfterResponse>,
+    ) -> Result<GatewayResponse, GatewayError> {
         let value = validate::json_object(&body)?;
         let requested = validate::model_name(&value)?;
         validate::embeddings_input(&value)?;
         let from_request = value.get("fallbacks").cloned();
-        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Embeddings(value))
-            .await
+        self.with_fallbacks(
+            after,
+            &requested,
+            from_request.as_ref(),
+            &Work::Embeddings(value),
+        )
+        .await
     }
 
     /// `/v1/images/generations`: routed, retried and fallen back from like embeddings.
-    async fn images(&self, body: Bytes) -> Result<GatewayResponse, GatewayError> {
+    async fn images(
+        &self,
+        body: Bytes,
+        after: &Arc<dyn AfterResponse>,
+    ) -> Result<GatewayResponse, GatewayError> {
         let value = validate::json_object(&body)?;
         let requested = validate::model_name(&value)?;
         validate::image_request(&value)?;
         let from_request = value.get("fallbacks").cloned();
-        self.with_fallbacks(&requested, from_request.as_ref(), &Work::Images(value))
-            .await
+        self.with_fallbacks(
+            after,
+            &requested,
+            from_request.as_ref(),
+            &Work::Images(value),
+        )
+        .await
     }
 
     /// An Anthropic Messages request (`/v1/messages`), on any provider.
-    async fn messages(&self, req: http::Request<Bytes>) -> Result<GatewayResponse, GatewayError> {
+    async fn messages(
+        &self,
+        req: http::Request<Bytes>,
+        after: &Arc<dyn AfterResponse>,
+    ) -> Result<GatewayResponse, GatewayError> {
         let beta = req
             .headers()
             .get("anthropic-beta")
@@ -246,7 +307,7 @@ impl Gateway {
         let requested = messages.model.clone();
         let from_request = messages.original.get("fallbacks").cloned();
         let work = Work::Messages(Box::new(messages));
-        self.with_fallbacks(&requested, from_request.as_ref(), &work)
+        self.with_fallbacks(after, &requested, from_request.as_ref(), &work)
             .await
     }
 
@@ -255,11 +316,12 @@ impl Gateway {
     /// its status and its message names the groups tried.
     async fn with_fallbacks(
         &self,
+        after: &Arc<dyn AfterResponse>,
         requested: &str,
         from_request: Option<&Value>,
         work: &Work,
     ) -> Result<GatewayResponse, GatewayError> {
-        let first = match self.on_group(work, requested).await {
+        let first = match self.on_group(after, work, requested).await {
             Ok(resp) => return Ok(resp),
             Err(e) => e,
         };
@@ -269,7 +331,7 @@ impl Gateway {
             .for_failure(requested, &first, from_request);
         let mut last = first;
         for (tried, group) in groups.iter().enumerate() {
-            match self.on_group(work, group).await {
+            match self.on_group(after, work, group).await {
                 Ok(mut resp) => {
                     set_header(
                         &mut resp,
@@ -296,7 +358,12 @@ impl Gateway {
     /// class) back off and try again, picking again (preferring deployments not yet tried).
     /// Retries happen only until the response starts: a stream is never retried once its
     /// first byte has gone to the client.
-    async fn on_group(&self, work: &Work, group: &str) -> Result<GatewayResponse, GatewayError> {
+    async fn on_group(
+        &self,
+        after: &Arc<dyn AfterResponse>,
+        work: &Work,
+        group: &str,
+    ) -> Result<GatewayResponse, GatewayError> {
         let mut session = RouteSession::new(
             &self.config,
             self.store.as_ref(),
@@ -321,7 +388,7 @@ impl Gateway {
                 Ok(upstream) => {
                     let settlement = session.settlement(&d, Arc::clone(&self.store));
                     let mut resp = self
-                        .answer(prepared, upstream, &d, group, settlement, started)
+                        .answer(after, prepared, upstream, &d, group, settlement, started)
                         .await?;
                     resp.extensions_mut().insert(UpstreamTime(upstream_ms));
                     return Ok(with_deployment_headers(resp, &d, group, attempt));
@@ -458,9 +525,13 @@ fn set_header(resp: &mut GatewayResponse, name: &'static str, value: &str) {
     }
 }
 
-/// A UUID-shaped call id, as LiteLLM sends.
-fn call_id(now_ms: u64, instance_seed: u64) -> String {
-    let hex = new_id("", now_ms, instance_seed) + &new_id("", now_ms, instance_seed);
+/// A random (version 4) UUID, as LiteLLM's call ids are.
+fn call_id(entropy: &dyn Entropy) -> String {
+    let mut b = [0u8; 16];
+    entropy.fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

@@ -79,16 +79,29 @@ pub trait Clock: MaybeSend + MaybeSync {
     async fn sleep(&self, ms: u64);
 }
 
-/// Work handed to the host to finish after the response has gone: settling a stream whose
-/// client went away (in-flight counts, usage) must still happen exactly once.
+/// Work handed to the host to finish after the response has gone: settling a request whose
+/// client went away (in-flight counts, usage, spend) must still happen exactly once.
 #[cfg(not(target_arch = "wasm32"))]
 pub type Task = Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
 /// Work handed to the host to finish after the response has gone.
 #[cfg(target_arch = "wasm32")]
 pub type Task = Pin<Box<dyn std::future::Future<Output = ()> + 'static>>;
 
-/// Runs a [`Task`] in the background (a tokio task on Lambda and locally, `spawn_local` on
-/// Workers).
-pub trait Spawner: MaybeSend + MaybeSync {
-    fn spawn(&self, task: Task);
+/// Request-scoped work that must finish after the response: the host guarantees it runs to
+/// completion even though the client has its answer (or has gone).
+///
+/// - Workers: registered with the request's `ctx.wait_until`, so the isolate is kept alive;
+/// - local server: a task tracker that SIGTERM drains before the process exits;
+/// - Lambda: core finishes its work before the streamed body ends (the environment freezes
+///   after the response), so only a client that leaves early hands work here (a tokio task).
+pub trait AfterResponse: MaybeSend + MaybeSync {
+    fn defer(&self, task: Task);
+}
+
+/// Randomness from the host: the OS on native hosts, `crypto.getRandomValues` on Workers.
+/// Core may not ask the OS itself (wasm32 has no OS); ids, virtual keys and each request's
+/// routing dice come from here.
+pub trait Entropy: MaybeSend + MaybeSync {
+    /// Fills `buf` with cryptographically secure random bytes.
+    fn fill(&self, buf: &mut [u8]);
 }

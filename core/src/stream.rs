@@ -9,7 +9,7 @@
 //! A stream may carry an [`OnStreamEnd`]: the bookkeeping that must run exactly once when the
 //! stream is over. It runs before the body ends (so a host that freezes after the response,
 //! like Lambda, has already done it), and when the client drops the stream early it is handed
-//! to the host's [`Spawner`] instead.
+//! to the host's [`AfterResponse`] instead.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use futures_core::Stream;
 
 use crate::error::GatewayError;
 use crate::openai::{ChatChunk, Usage};
-use crate::ports::{BodyStream, MaybeSend, Spawner, Task};
+use crate::ports::{AfterResponse, BodyStream, MaybeSend, Task};
 use crate::providers::{StreamChunk, StreamTranslator};
 use crate::sse::{data_frame, DONE_FRAME};
 
@@ -79,16 +79,16 @@ pub struct EndOfStream {
     /// Not yet run; taken when the upstream ends or on drop.
     on_end: Option<Box<dyn OnStreamEnd>>,
     /// Finishes the bookkeeping when the client drops the stream before its end.
-    spawner: Option<Arc<dyn Spawner>>,
+    after: Option<Arc<dyn AfterResponse>>,
     /// Running: polled before the body ends.
     settling: Option<Task>,
 }
 
 impl EndOfStream {
-    pub fn new(on_end: Box<dyn OnStreamEnd>, spawner: Arc<dyn Spawner>) -> Self {
+    pub fn new(on_end: Box<dyn OnStreamEnd>, after: Arc<dyn AfterResponse>) -> Self {
         EndOfStream {
             on_end: Some(on_end),
-            spawner: Some(spawner),
+            after: Some(after),
             settling: None,
         }
     }
@@ -113,14 +113,14 @@ impl EndOfStream {
 
     /// The stream is being dropped: whatever is not done is finished in the background.
     pub fn finish_in_background(&mut self, usage: impl FnOnce() -> Option<Usage>) {
-        let Some(spawner) = self.spawner.take() else {
+        let Some(after) = self.after.take() else {
             return;
         };
         if let Some(on_end) = self.on_end.take() {
-            spawner.spawn(on_end.end(usage()));
+            after.defer(on_end.end(usage()));
         } else if let Some(task) = self.settling.take() {
             // Dropped while the bookkeeping was running: let it finish.
-            spawner.spawn(task);
+            after.defer(task);
         }
     }
 }
@@ -164,10 +164,10 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
         }
     }
 
-    /// Runs `on_end` once when the stream is over; `spawner` takes it if the client leaves
+    /// Runs `on_end` once when the stream is over; `after` takes it if the client leaves
     /// first.
-    pub fn on_end(mut self, on_end: Box<dyn OnStreamEnd>, spawner: Arc<dyn Spawner>) -> Self {
-        self.end = EndOfStream::new(on_end, spawner);
+    pub fn on_end(mut self, on_end: Box<dyn OnStreamEnd>, after: Arc<dyn AfterResponse>) -> Self {
+        self.end = EndOfStream::new(on_end, after);
         self
     }
 

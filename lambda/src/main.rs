@@ -5,9 +5,11 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use tollgate_core::gateway::Ports;
 use tollgate_core::Gateway;
 use tollgate_lambda::{
-    cli, clock, config_source, http_client, lambda_host, local_server, spawner, store,
+    after_response, cli, clock, config_source, entropy, http_client, lambda_host, local_server,
+    store,
 };
 
 fn main() -> ExitCode {
@@ -68,8 +70,16 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(store = %store::describe(&choice, in_lambda), "store ready");
-    let spawner = Arc::new(spawner::TokioSpawner::new(runtime.handle().clone()));
-    let gateway = Arc::new(Gateway::new(config, http, clock, store, spawner));
+    let ports = Ports {
+        http,
+        clock,
+        store,
+        after_response: Arc::new(after_response::TokioAfterResponse::new(
+            runtime.handle().clone(),
+        )),
+        entropy: Arc::new(entropy::OsEntropy),
+    };
+    let gateway = Arc::new(Gateway::new(config, ports));
     let result = runtime.block_on(async move {
         if in_lambda {
             lambda_host::run(gateway).await

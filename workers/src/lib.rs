@@ -2,10 +2,11 @@
 //! and core's response (full or streamed) back to a Workers `Response` whose body is a
 //! `ReadableStream` fed as core produces chunks.
 
+mod after_response;
 mod clock;
 mod convert;
+mod entropy;
 mod http_client;
-mod spawner;
 pub mod store;
 
 use std::cell::RefCell;
@@ -13,7 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use tollgate_core::error::{ErrorKind, GatewayError};
-use tollgate_core::gateway::error_response;
+use tollgate_core::gateway::{error_response, Ports};
 use tollgate_core::store::memory::MemoryStore;
 use tollgate_core::store::settings::{self, StoreChoice};
 use tollgate_core::store::upstash::UpstashStore;
@@ -28,7 +29,7 @@ thread_local! {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // Test builds only (`--features store-conformance`): the Store conformance suite.
     #[cfg(feature = "store-conformance")]
     if req.path() == store::conformance::ROUTE {
@@ -37,7 +38,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let gateway = instance(&env);
     let response = match gateway.as_ref() {
         Ok(gw) => match convert::into_core_request(req).await {
-            Ok(core_req) => gw.handle(core_req).await,
+            Ok(core_req) => {
+                gw.handle_scoped(core_req, after_response::WaitUntil::register(&ctx))
+                    .await
+            }
             Err(e) => error_response(&e),
         },
         // A bad config cannot stop a Worker from starting, so every request says why.
@@ -70,13 +74,17 @@ fn build(env: &Env) -> std::result::Result<Gateway, String> {
     let config =
         Config::from_yaml(&yaml, &lookup).map_err(|e| format!("TOLLGATE_CONFIG_YAML: {e}"))?;
     let store = open_store(&config, &lookup, env)?;
-    Ok(Gateway::new(
-        config,
-        Arc::new(http_client::FetchClient),
-        Arc::new(clock::WorkerClock),
+    // Without a request scope (none today: every request passes its own), work would be
+    // spawned on the isolate's event loop.
+    #[allow(clippy::arc_with_non_send_sync)]
+    let ports = Ports {
+        http: Arc::new(http_client::FetchClient),
+        clock: Arc::new(clock::WorkerClock),
         store,
-        Arc::new(spawner::LocalSpawner),
-    ))
+        after_response: Arc::new(after_response::SpawnLocal),
+        entropy: Arc::new(entropy::WebCrypto),
+    };
+    Ok(Gateway::new(config, ports))
 }
 
 /// The Store the config and vars choose (`core::store::settings`): by default KV + Durable

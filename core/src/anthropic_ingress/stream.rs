@@ -21,7 +21,7 @@ use super::error::{error_event, put_event};
 use super::response::{message_id, stop_reason, usage_json};
 use crate::error::GatewayError;
 use crate::openai::{ChatChunk, Delta, Usage};
-use crate::ports::{BodyStream, MaybeSend, Spawner};
+use crate::ports::{AfterResponse, BodyStream, MaybeSend};
 use crate::providers::ChatStream;
 use crate::stream::{upstream_broke, EndOfStream, OnStreamEnd, ResponseStream};
 
@@ -310,15 +310,15 @@ impl AnthropicSse {
         }
     }
 
-    /// Runs `on_end` once when the stream is over; `spawner` takes it if the client leaves
+    /// Runs `on_end` once when the stream is over; `after` takes it if the client leaves
     /// first.
     pub fn on_end(
         mut self,
         on_end: Option<Box<dyn OnStreamEnd>>,
-        spawner: Arc<dyn Spawner>,
+        after: Arc<dyn AfterResponse>,
     ) -> Self {
         if let Some(on_end) = on_end {
-            self.end = EndOfStream::new(on_end, spawner);
+            self.end = EndOfStream::new(on_end, after);
         }
         self
     }

@@ -17,7 +17,7 @@ use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
 use crate::openai::{ChatRequest, Usage};
-use crate::ports::{BodyStream, Clock, Task, TransportError};
+use crate::ports::{AfterResponse, BodyStream, Clock, Task, TransportError};
 use crate::providers::{mock::Mock, ProviderApi};
 use crate::router::session::Settlement;
 use crate::stream::{OnStreamEnd, SseOutput};
@@ -173,8 +173,10 @@ impl Gateway {
 
     /// Translates the upstream answer back for the client and settles the routing figures:
     /// now for a whole body, at the end of a stream.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn answer(
         &self,
+        after: &Arc<dyn AfterResponse>,
         prepared: Prepared,
         upstream: Upstream,
         d: &Deployment,
@@ -186,6 +188,7 @@ impl Gateway {
         match (upstream, prepared.kind) {
             (upstream, PreparedKind::Messages(kind)) => {
                 let at = Attempt {
+                    after,
                     d,
                     group,
                     settlement,
@@ -201,7 +204,7 @@ impl Gateway {
                             self.stream_identity("chatcmpl-", group, req.include_usage());
                         let out = SseOutput::new(body, api.chat_stream(&req, d), identity);
                         match on_end {
-                            Some(e) => out.on_end(e, Arc::clone(&self.spawner)).boxed(),
+                            Some(e) => out.on_end(e, Arc::clone(after)).boxed(),
                             None => out.boxed(),
                         }
                     }
@@ -209,7 +212,7 @@ impl Gateway {
                         let identity = self.stream_identity("cmpl-", group, include_usage);
                         let out = SseOutput::new(body, api.completion_stream(d), identity);
                         match on_end {
-                            Some(e) => out.on_end(e, Arc::clone(&self.spawner)).boxed(),
+                            Some(e) => out.on_end(e, Arc::clone(after)).boxed(),
                             None => out.boxed(),
                         }
                     }
@@ -321,6 +324,7 @@ impl OnStreamEnd for SettleAtStreamEnd {
 
 /// Where an answer came from: what settling it and naming it need.
 struct Attempt<'a> {
+    after: &'a Arc<dyn AfterResponse>,
     d: &'a Deployment,
     group: &'a str,
     settlement: Option<Settlement>,

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::tests::{
-    body_of, gateway_on, hello, post, run, FixedClock, HeldTasks, OPENAI_OK, OVERLOADED,
+    body_of, gateway_on, hello, ports, post, run, FixedClock, HeldTasks, OPENAI_OK, OVERLOADED,
 };
 use super::*;
 use crate::ports::{BodyStream, HttpClient, TransportError};
@@ -110,10 +110,12 @@ fn setup(hosts: &[(&'static str, Behaviour)], extra: &str) -> Setup {
     let tasks = Arc::new(HeldTasks::default());
     let gw = Gateway::new(
         Config::from_yaml(&yaml, &|_| None).unwrap(),
-        client.clone(),
-        Arc::new(FixedClock),
-        store.clone(),
-        tasks.clone(),
+        ports(
+            client.clone(),
+            Arc::new(FixedClock),
+            store.clone(),
+            tasks.clone(),
+        ),
     );
     Setup {
         gw,

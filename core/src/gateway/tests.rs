@@ -70,8 +70,8 @@ impl HttpClient for ScriptedClient {
 #[derive(Default)]
 pub(super) struct HeldTasks(Mutex<Vec<crate::ports::Task>>);
 
-impl crate::ports::Spawner for HeldTasks {
-    fn spawn(&self, task: crate::ports::Task) {
+impl crate::ports::AfterResponse for HeldTasks {
+    fn defer(&self, task: crate::ports::Task) {
         self.0.lock().unwrap().push(task);
     }
 }
@@ -125,11 +125,38 @@ pub(super) fn gateway_on(
     let store = Arc::new(crate::store::memory::MemoryStore::new(clock.clone()));
     Gateway::new(
         Config::from_yaml(yaml, &|_| None).unwrap(),
-        client,
+        ports(client, clock, store, Arc::new(HeldTasks::default())),
+    )
+}
+
+/// Distinct, reproducible "random" bytes: a counter through SplitMix64.
+#[derive(Default)]
+pub(super) struct CountingEntropy(std::sync::atomic::AtomicU64);
+
+impl crate::ports::Entropy for CountingEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let v = crate::rng::Rng::seeded(n).next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// The ports of a test gateway.
+pub(super) fn ports(
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn crate::store::Store>,
+    after_response: Arc<dyn crate::ports::AfterResponse>,
+) -> Ports {
+    Ports {
+        http,
         clock,
         store,
-        Arc::new(HeldTasks::default()),
-    )
+        after_response,
+        entropy: Arc::new(CountingEntropy::default()),
+    }
 }
 
 fn gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>) {
@@ -514,10 +541,12 @@ fn readiness_reports_the_store() {
         let config = Config::from_yaml(CONFIG, &|_| None).unwrap();
         let down = Gateway::new(
             config,
-            Arc::new(ScriptedClient::default()),
-            Arc::new(FixedClock),
-            Arc::new(DownStore),
-            Arc::new(HeldTasks::default()),
+            ports(
+                Arc::new(ScriptedClient::default()),
+                Arc::new(FixedClock),
+                Arc::new(DownStore),
+                Arc::new(HeldTasks::default()),
+            ),
         );
         let (status, text) = body_of(down.handle(ready()).await).await;
         assert_eq!(status, 503);

@@ -83,7 +83,8 @@ impl Gateway {
                     }
                 };
                 let on_end = self.stream_end(at.settlement, at.started_ms).await;
-                let out = AnthropicSse::new(body, source).on_end(on_end, self.spawner.clone());
+                let out =
+                    AnthropicSse::new(body, source).on_end(on_end, std::sync::Arc::clone(at.after));
                 Ok(sse_response(out.boxed()))
             }
             Upstream::Full(body) => {

@@ -1,18 +1,19 @@
-//! The `Spawner` port on tokio: background work (settling a stream whose client left) runs
-//! on the runtime the gateway was built in, whichever thread drops the stream.
+//! The `AfterResponse` port on tokio: work left after a response (settling a stream whose
+//! client left) runs on the runtime the gateway was built in, whichever thread drops the
+//! stream.
 
-use tollgate_core::ports::{Spawner, Task};
+use tollgate_core::ports::{AfterResponse, Task};
 
-pub struct TokioSpawner(tokio::runtime::Handle);
+pub struct TokioAfterResponse(tokio::runtime::Handle);
 
-impl TokioSpawner {
+impl TokioAfterResponse {
     pub fn new(handle: tokio::runtime::Handle) -> Self {
-        TokioSpawner(handle)
+        TokioAfterResponse(handle)
     }
 }
 
-impl Spawner for TokioSpawner {
-    fn spawn(&self, task: Task) {
+impl AfterResponse for TokioAfterResponse {
+    fn defer(&self, task: Task) {
         self.0.spawn(task);
     }
 }
@@ -30,12 +31,12 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let spawner = TokioSpawner::new(runtime.handle().clone());
+        let after = TokioAfterResponse::new(runtime.handle().clone());
         let done = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&done);
         // Not inside the runtime: tokio::spawn would panic here, the handle does not.
         std::thread::spawn(move || {
-            spawner.spawn(Box::pin(async move { flag.store(true, Ordering::SeqCst) }))
+            after.defer(Box::pin(async move { flag.store(true, Ordering::SeqCst) }))
         })
         .join()
         .unwrap();

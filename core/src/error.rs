@@ -80,10 +80,49 @@ impl ErrorKind {
     }
 }
 
+/// Who a failure comes from. Retries, fallbacks and cooldowns decide by it: only what a
+/// deployment did may bench that deployment or send the request elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// The request itself is wrong (bad JSON, unknown model, wrong master key): another
+    /// deployment or group would refuse it too.
+    Client,
+    /// The gateway refused it by rule (a key's rate limit or budget, a model the key may not
+    /// use). Never retried, never fallen back from, never held against a deployment.
+    Policy,
+    /// A provider answered with an error, timed out or broke; `deployment` is its id when
+    /// known (providers build the error, the attempt loop names the deployment).
+    Upstream { deployment: Option<String> },
+    /// The gateway itself: routing found no capacity, a translation is missing, a bug.
+    #[default]
+    Gateway,
+    /// The Store failed (and the feature fails closed).
+    Store,
+}
+
+impl Origin {
+    /// A failure of the request's model group that another group might not have.
+    pub fn may_fall_back(&self) -> bool {
+        matches!(self, Origin::Upstream { .. } | Origin::Gateway)
+    }
+
+    /// A failure a retry on the same group might not have.
+    pub fn may_retry(&self) -> bool {
+        matches!(self, Origin::Upstream { .. })
+    }
+
+    /// A failure that says something about the deployment (cooldowns).
+    pub fn blames_deployment(&self) -> bool {
+        matches!(self, Origin::Upstream { .. })
+    }
+}
+
 /// A failure with everything needed to answer the client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayError {
     pub kind: ErrorKind,
+    /// Who it comes from: decides retries, fallbacks and cooldowns.
+    pub origin: Origin,
     /// Overrides the kind's default status (an upstream 529 stays 529).
     pub status: Option<u16>,
     pub message: String,
@@ -97,6 +136,7 @@ impl GatewayError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         GatewayError {
             kind,
+            origin: Origin::Gateway,
             status: None,
             message: message.into(),
             param: None,
@@ -105,8 +145,37 @@ impl GatewayError {
         }
     }
 
+    /// The client's mistake (400).
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::InvalidRequest, message)
+        Self::new(ErrorKind::InvalidRequest, message).with_origin(Origin::Client)
+    }
+
+    /// A refusal by the gateway's rules (limits, budgets, model access).
+    pub fn policy(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(kind, message).with_origin(Origin::Policy)
+    }
+
+    pub fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// Names the deployment an upstream failure came from. A provider that refuses the
+    /// deployment's own credentials (401/403) is said to, so the client cannot take it for a
+    /// problem with the key it presented to the gateway.
+    pub fn from_deployment(mut self, deployment_id: &str) -> Self {
+        if matches!(self.status().as_u16(), 401 | 403) {
+            self.message = format!(
+                "The provider refused the credentials configured for deployment {deployment_id} \
+                 (the gateway's provider key, not the key you sent): {}",
+                self.message
+            );
+            self.code.get_or_insert_with(|| "upstream_auth_error".into());
+        }
+        self.origin = Origin::Upstream {
+            deployment: Some(deployment_id.to_string()),
+        };
+        self
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -131,7 +200,9 @@ impl GatewayError {
         } else {
             502
         };
-        Self::new(ErrorKind::from_status(status), message).with_status(status)
+        Self::new(ErrorKind::from_status(status), message)
+            .with_status(status)
+            .with_origin(Origin::Upstream { deployment: None })
     }
 
     pub fn status(&self) -> StatusCode {
@@ -177,13 +248,14 @@ impl std::error::Error for GatewayError {}
 
 impl From<crate::ports::TransportError> for GatewayError {
     fn from(e: crate::ports::TransportError) -> Self {
-        match e {
+        let e = match e {
             crate::ports::TransportError::Timeout => GatewayError::new(
                 ErrorKind::Timeout,
                 "Request timed out waiting for the upstream provider",
             ),
             other => GatewayError::new(ErrorKind::BadGateway, other.to_string()),
-        }
+        };
+        e.with_origin(Origin::Upstream { deployment: None })
     }
 }
 
@@ -208,6 +280,35 @@ mod tests {
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], "messages");
         assert_eq!(v["error"]["code"], "400");
+    }
+
+    #[test]
+    fn origins_decide_retries_and_fallbacks() {
+        let policy = GatewayError::policy(ErrorKind::RateLimit, "key over its rpm");
+        assert!(!policy.origin.may_retry());
+        assert!(!policy.origin.may_fall_back());
+        assert!(!policy.origin.blames_deployment());
+        let upstream = GatewayError::upstream(429, "slow down");
+        assert!(upstream.origin.may_retry() && upstream.origin.may_fall_back());
+        assert!(!GatewayError::invalid_request("bad").origin.may_fall_back());
+    }
+
+    #[test]
+    fn an_upstream_401_names_the_deployment_credentials() {
+        let e = GatewayError::upstream(401, "Incorrect API key provided").from_deployment("dep-1");
+        assert_eq!(e.status().as_u16(), 401);
+        assert!(e.message.contains("deployment dep-1"), "{}", e.message);
+        assert!(e.message.contains("not the key you sent"));
+        assert_eq!(e.code.as_deref(), Some("upstream_auth_error"));
+        assert_eq!(
+            e.origin,
+            Origin::Upstream {
+                deployment: Some("dep-1".into())
+            }
+        );
+        // Other statuses keep their message.
+        let e = GatewayError::upstream(500, "boom").from_deployment("dep-1");
+        assert_eq!(e.message, "boom");
     }
 
     #[test]

@@ -78,6 +78,11 @@ impl Fallbacks {
             Some(list) => list,
             None => lookup(&self.general, group).unwrap_or_else(|| self.default.clone()),
         };
+        // Only a failure of the group itself is worth another group: a policy refusal (the
+        // key's limit, budget or model access) or the client's own mistake is not.
+        if !err.origin.may_fall_back() {
+            return Vec::new();
+        }
         let mut out = match err.code.as_deref() {
             Some("context_length_exceeded") => {
                 lookup(&self.context_window, group).unwrap_or_else(general)
@@ -223,5 +228,18 @@ mod tests {
             fallbacks("fallbacks:\n  - gpt-4: 3\n").unwrap_err().path,
             "router_settings.fallbacks"
         );
+    }
+
+    #[test]
+    fn a_policy_refusal_never_falls_back() {
+        let f = fallbacks("fallbacks: [{a: [b]}]\ndefault_fallbacks: [c]").unwrap();
+        let upstream = GatewayError::upstream(429, "slow down");
+        assert_eq!(f.for_failure("a", &upstream, None), vec!["b"]);
+        let refused = GatewayError::policy(ErrorKind::RateLimit, "key over its rpm");
+        assert!(f.for_failure("a", &refused, None).is_empty());
+        let from_request = serde_json::json!(["d"]);
+        assert!(f.for_failure("a", &refused, Some(&from_request)).is_empty());
+        let denied = GatewayError::policy(ErrorKind::Authentication, "model not allowed");
+        assert!(f.for_failure("a", &denied, None).is_empty());
     }
 }

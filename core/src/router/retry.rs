@@ -152,6 +152,10 @@ impl RetryPolicy {
 
     /// How many retries a failure like `e` earns.
     pub fn retries_for(&self, e: &GatewayError) -> u32 {
+        // A retry on the same group changes nothing for a policy refusal or a client error.
+        if !e.origin.may_retry() {
+            return 0;
+        }
         let class = ErrorClass::of(e);
         let explicit = class
             .policy_key()
@@ -203,7 +207,7 @@ mod tests {
         assert_eq!(p.retries_for(&GatewayError::upstream(429, "slow")), 2);
         assert_eq!(p.retries_for(&GatewayError::upstream(503, "down")), 2);
         assert_eq!(
-            p.retries_for(&GatewayError::new(ErrorKind::Timeout, "t")),
+            p.retries_for(&crate::ports::TransportError::Timeout.into()),
             2
         );
         assert_eq!(p.retries_for(&GatewayError::upstream(401, "key")), 0);
@@ -216,6 +220,9 @@ mod tests {
         let p = policy("num_retries: 2\nretry_policy:\n  RateLimitErrorRetries: 5\n  AuthenticationErrorRetries: 1\n").unwrap();
         assert_eq!(p.retries_for(&GatewayError::upstream(429, "slow")), 5);
         assert_eq!(p.retries_for(&GatewayError::upstream(401, "key")), 1);
+        // A policy refusal is never retried, whatever the policy says of its class.
+        let refused = GatewayError::policy(ErrorKind::RateLimit, "key over its rpm");
+        assert_eq!(p.retries_for(&refused), 0);
         assert_eq!(p.retries_for(&GatewayError::upstream(500, "boom")), 2);
     }
 

@@ -34,6 +34,11 @@ pub enum FailureEffect {
 
 impl FailureEffect {
     pub fn of(e: &GatewayError) -> FailureEffect {
+        // Only what the deployment did counts against it: a policy refusal or a gateway
+        // failure never reached it.
+        if !e.origin.blames_deployment() {
+            return FailureEffect::None;
+        }
         match e.status().as_u16() {
             429 | 401 | 404 | 408 => FailureEffect::CoolDownNow,
             s if s >= 500 => FailureEffect::Count,
@@ -281,7 +286,10 @@ fn within_context_window<'a>(
              group {group:?} accepts (largest max_input_tokens: {})",
             largest.unwrap_or(0)
         ))
-        .with_code("context_length_exceeded"));
+        .with_code("context_length_exceeded")
+        // The router's judgement on this group, not the client's mistake: the group's
+        // `context_window_fallbacks` may hold a larger model.
+        .with_origin(crate::error::Origin::Gateway));
     }
     Ok(fitting)
 }
@@ -293,4 +301,21 @@ pub fn unknown_model(name: &str) -> GatewayError {
     ))
     .with_param("model")
     .with_code("model_not_found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_upstream_failures_bench_a_deployment() {
+        let upstream = GatewayError::upstream(429, "slow down").from_deployment("d");
+        assert_eq!(FailureEffect::of(&upstream), FailureEffect::CoolDownNow);
+        let refused = GatewayError::policy(ErrorKind::RateLimit, "key over its rpm");
+        assert_eq!(FailureEffect::of(&refused), FailureEffect::None);
+        let ours = GatewayError::new(ErrorKind::Api, "bug");
+        assert_eq!(FailureEffect::of(&ours), FailureEffect::None);
+        let timeout: GatewayError = crate::ports::TransportError::Timeout.into();
+        assert_eq!(FailureEffect::of(&timeout), FailureEffect::CoolDownNow);
+    }
 }

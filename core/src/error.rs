@@ -92,7 +92,7 @@ pub enum Origin {
     Policy,
     /// A provider answered with an error, timed out or broke; `deployment` is its id when
     /// known (providers build the error, the attempt loop names the deployment).
-    Upstream { deployment: Option<String> },
+    Upstream { deployment: Option<Box<str>> },
     /// The gateway itself: routing found no capacity, a translation is missing, a bug.
     #[default]
     Gateway,
@@ -129,7 +129,7 @@ pub struct GatewayError {
     pub param: Option<String>,
     pub code: Option<String>,
     /// Seconds the client should wait, copied from an upstream `retry-after`.
-    pub retry_after: Option<String>,
+    pub retry_after: Option<Box<str>>,
 }
 
 impl GatewayError {
@@ -170,10 +170,11 @@ impl GatewayError {
                  (the gateway's provider key, not the key you sent): {}",
                 self.message
             );
-            self.code.get_or_insert_with(|| "upstream_auth_error".into());
+            self.code
+                .get_or_insert_with(|| "upstream_auth_error".into());
         }
         self.origin = Origin::Upstream {
-            deployment: Some(deployment_id.to_string()),
+            deployment: Some(deployment_id.into()),
         };
         self
     }

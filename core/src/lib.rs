@@ -6,12 +6,14 @@
 //!
 //! The request pipeline is in [`gateway`]; read that file first.
 
+pub mod admin;
 pub mod anthropic_ingress;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod ids;
+pub mod ledger;
 pub mod openai;
 pub mod ports;
 pub mod providers;
@@ -19,6 +21,7 @@ pub mod rng;
 pub mod router;
 pub mod sse;
 pub mod store;
+pub mod store_log;
 pub mod stream;
 pub mod validate;
 

@@ -1,6 +1,6 @@
 //! A tiny seedable PRNG (SplitMix64). Routing needs fair dice, not secrecy, and core may not
 //! ask the OS for entropy (wasm32): the caller seeds it (tests with fixed seeds, the gateway
-//! from the clock and a request counter).
+//! from the host's `Entropy` port, once per request).
 
 /// SplitMix64: 64 bits of state, passes BigCrush, every seed (including 0) is fine.
 #[derive(Debug, Clone)]
@@ -8,20 +8,9 @@ pub struct Rng {
     state: u64,
 }
 
-/// Requests seen by this instance: mixed into each request's seed, so requests within the
-/// same millisecond still draw differently.
-static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 impl Rng {
     pub fn seeded(seed: u64) -> Self {
         Rng { state: seed }
-    }
-
-    /// A fresh generator for one request: the time, the instance and a per-instance count.
-    pub fn for_request(now_ms: u64, instance_seed: u64) -> Self {
-        let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut seeder = Rng::seeded(now_ms ^ instance_seed.rotate_left(29) ^ n.rotate_left(47));
-        Rng::seeded(seeder.next_u64() ^ n)
     }
 
     pub fn next_u64(&mut self) -> u64 {

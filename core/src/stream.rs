@@ -6,10 +6,10 @@
 //! upstream end gives the optional usage chunk and `data: [DONE]`; a broken one gives a
 //! `data: {"error": ...}` event and no `[DONE]`, so clients cannot mistake it for a full answer.
 //!
-//! A stream may carry an [`OnStreamEnd`]: the bookkeeping that must run exactly once when the
-//! stream is over. It runs before the body ends (so a host that freezes after the response,
-//! like Lambda, has already done it), and when the client drops the stream early it is handed
-//! to the host's [`AfterResponse`] instead.
+//! A stream carries the request's [`Ledger`] ([`EndOfStream`]): it is closed exactly once when
+//! the stream is over, before the body ends (so a host that freezes after the response, like
+//! Lambda, has already done the work), or, when the client drops the stream early, closed as
+//! client-gone with its work handed to the host's [`AfterResponse`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,8 +19,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_core::Stream;
 
 use crate::error::GatewayError;
+use crate::ledger::{EndReason, Ledger};
 use crate::openai::{ChatChunk, Usage};
-use crate::ports::{AfterResponse, BodyStream, MaybeSend, Task};
+use crate::ports::{AfterResponse, BodyStream, Task};
 use crate::providers::{StreamChunk, StreamTranslator};
 use crate::sse::{data_frame, DONE_FRAME};
 
@@ -52,6 +53,10 @@ impl StreamChunk for ChatChunk {
     fn usage_only(usage: Usage) -> Self {
         ChatChunk::usage_only(usage)
     }
+
+    fn text_len(&self) -> usize {
+        self.choices.iter().map(|c| c.delta.text_len()).sum()
+    }
 }
 
 /// Identity of the response every chunk carries.
@@ -65,42 +70,47 @@ pub struct StreamIdentity {
     pub include_usage: bool,
 }
 
-/// Bookkeeping for the end of a stream, given the usage reported so far (complete on a clean
-/// end, partial or none when the stream broke or the client left).
-pub trait OnStreamEnd: MaybeSend {
-    fn end(self: Box<Self>, usage: Option<Usage>) -> Task;
-}
-
-/// An output stream's end-of-stream bookkeeping: started once when the upstream ends, polled
-/// to completion before the body ends, and handed to the host's spawner if the stream is
-/// dropped first. Shared by every output format.
+/// An output stream's end: the request's [`Ledger`], closed once when the upstream ends (its
+/// subscribers' work polled to completion before the body ends, so a host that freezes after
+/// the response has done it), or closed as [`EndReason::ClientGone`] and left to the host's
+/// [`AfterResponse`] if the stream is dropped first. Shared by every output format.
 #[derive(Default)]
 pub struct EndOfStream {
-    /// Not yet run; taken when the upstream ends or on drop.
-    on_end: Option<Box<dyn OnStreamEnd>>,
-    /// Finishes the bookkeeping when the client drops the stream before its end.
+    /// Open until the upstream ends or the stream is dropped.
+    ledger: Option<Ledger>,
+    /// Finishes the subscribers' work if the stream is dropped while it runs.
     after: Option<Arc<dyn AfterResponse>>,
     /// Running: polled before the body ends.
     settling: Option<Task>,
 }
 
 impl EndOfStream {
-    pub fn new(on_end: Box<dyn OnStreamEnd>, after: Arc<dyn AfterResponse>) -> Self {
+    pub fn new(ledger: Ledger, after: Arc<dyn AfterResponse>) -> Self {
         EndOfStream {
-            on_end: Some(on_end),
+            ledger: Some(ledger),
             after: Some(after),
             settling: None,
         }
     }
 
-    /// The upstream is over: start the bookkeeping with the usage reported.
-    pub fn begin(&mut self, usage: Option<Usage>) {
-        if let Some(on_end) = self.on_end.take() {
-            self.settling = Some(on_end.end(usage));
+    /// Answer text sent to the client (for the usage estimate of a cut stream).
+    pub fn sent_text(&mut self, bytes: usize) {
+        if let Some(e) = self.ledger.as_mut().and_then(Ledger::entry) {
+            e.output_text_bytes += bytes as u64;
         }
     }
 
-    /// Ready once the bookkeeping (if any) is done.
+    /// The upstream is over: close the ledger with the usage reported.
+    pub fn begin(&mut self, end: EndReason, usage: Option<Usage>) {
+        if let Some(mut ledger) = self.ledger.take() {
+            if let Some(e) = ledger.entry() {
+                e.usage = usage;
+            }
+            self.settling = ledger.close(end);
+        }
+    }
+
+    /// Ready once the subscribers' work (if any) is done.
     pub fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(task) = self.settling.as_mut() {
             if task.as_mut().poll(cx).is_pending() {
@@ -111,15 +121,15 @@ impl EndOfStream {
         Poll::Ready(())
     }
 
-    /// The stream is being dropped: whatever is not done is finished in the background.
+    /// The stream is being dropped: whatever is not done is finished after the response.
     pub fn finish_in_background(&mut self, usage: impl FnOnce() -> Option<Usage>) {
-        let Some(after) = self.after.take() else {
-            return;
-        };
-        if let Some(on_end) = self.on_end.take() {
-            after.defer(on_end.end(usage()));
-        } else if let Some(task) = self.settling.take() {
-            // Dropped while the bookkeeping was running: let it finish.
+        if let Some(mut ledger) = self.ledger.take() {
+            if let Some(e) = ledger.entry() {
+                e.usage = usage();
+            }
+            ledger.close_after_response(EndReason::ClientGone);
+        } else if let (Some(task), Some(after)) = (self.settling.take(), self.after.take()) {
+            // Dropped while the work was running: let it finish.
             after.defer(task);
         }
     }
@@ -164,10 +174,10 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
         }
     }
 
-    /// Runs `on_end` once when the stream is over; `after` takes it if the client leaves
-    /// first.
-    pub fn on_end(mut self, on_end: Box<dyn OnStreamEnd>, after: Arc<dyn AfterResponse>) -> Self {
-        self.end = EndOfStream::new(on_end, after);
+    /// Closes `ledger` once when the stream is over; `after` finishes the work if the client
+    /// leaves first.
+    pub fn settling(mut self, ledger: Ledger, after: Arc<dyn AfterResponse>) -> Self {
+        self.end = EndOfStream::new(ledger, after);
         self
     }
 
@@ -175,8 +185,8 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
         Box::pin(self)
     }
 
-    fn begin_settling(&mut self) {
-        self.end.begin(self.translator.usage());
+    fn begin_settling(&mut self, end: EndReason) {
+        self.end.begin(end, self.translator.usage());
     }
 
     fn stamp_and_queue(&mut self) {
@@ -195,6 +205,7 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
                 (id, created)
             });
             chunk.stamp(id, &self.identity.model, *created);
+            self.end.sent_text(chunk.text_len());
             let mark = self.ready.len();
             self.ready.put_slice(b"data: ");
             match serde_json::to_writer((&mut self.ready).writer(), &chunk) {
@@ -217,14 +228,14 @@ impl<C: StreamChunk + 'static> SseOutput<C> {
         }
         self.ready.put_slice(DONE_FRAME);
         self.upstream = None;
-        self.begin_settling();
+        self.begin_settling(EndReason::Completed);
     }
 
     fn end_with_error(&mut self, err: &GatewayError) {
         self.stamp_and_queue();
         self.ready.put_slice(&error_frame(err));
         self.upstream = None;
-        self.begin_settling();
+        self.begin_settling(EndReason::UpstreamBroke);
     }
 }
 

@@ -20,10 +20,11 @@ use serde_json::{json, Value};
 use super::error::{error_event, put_event};
 use super::response::{message_id, stop_reason, usage_json};
 use crate::error::GatewayError;
+use crate::ledger::{EndReason, Ledger};
 use crate::openai::{ChatChunk, Delta, Usage};
 use crate::ports::{AfterResponse, BodyStream, MaybeSend};
-use crate::providers::ChatStream;
-use crate::stream::{upstream_broke, EndOfStream, OnStreamEnd, ResponseStream};
+use crate::providers::{ChatStream, StreamChunk};
+use crate::stream::{upstream_broke, EndOfStream, ResponseStream};
 
 /// What kind of block is open, so the next delta knows whether it continues it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -243,8 +244,12 @@ pub trait EventSource: MaybeSend {
     fn feed(&mut self, bytes: &[u8], out: &mut BytesMut) -> Result<(), GatewayError>;
     /// The upstream ended; `Err` when it ended before its own end marker.
     fn finish(&mut self, out: &mut BytesMut) -> Result<(), GatewayError>;
-    /// Usage so far, for the routing figures.
+    /// Usage so far, for the ledger.
     fn usage(&self) -> Option<Usage>;
+    /// Answer text bytes sent since the last call (for a cut stream's usage estimate).
+    fn take_text_len(&mut self) -> usize {
+        0
+    }
 }
 
 /// A provider's stream through its OpenAI translator, then [`ChunkToEvents`].
@@ -252,6 +257,7 @@ pub struct TranslatedEvents {
     translator: ChatStream,
     events: ChunkToEvents,
     scratch: Vec<ChatChunk>,
+    text_len: usize,
 }
 
 impl TranslatedEvents {
@@ -260,11 +266,13 @@ impl TranslatedEvents {
             translator,
             events,
             scratch: Vec::new(),
+            text_len: 0,
         }
     }
 
     fn drain(&mut self, out: &mut BytesMut) {
         for chunk in self.scratch.drain(..) {
+            self.text_len += chunk.text_len();
             self.events.push(&chunk, out);
         }
     }
@@ -289,6 +297,10 @@ impl EventSource for TranslatedEvents {
     fn usage(&self) -> Option<Usage> {
         self.translator.usage()
     }
+
+    fn take_text_len(&mut self) -> usize {
+        std::mem::take(&mut self.text_len)
+    }
 }
 
 /// The output stage: events as upstream bytes arrive, an `error` event (and no
@@ -310,16 +322,10 @@ impl AnthropicSse {
         }
     }
 
-    /// Runs `on_end` once when the stream is over; `after` takes it if the client leaves
-    /// first.
-    pub fn on_end(
-        mut self,
-        on_end: Option<Box<dyn OnStreamEnd>>,
-        after: Arc<dyn AfterResponse>,
-    ) -> Self {
-        if let Some(on_end) = on_end {
-            self.end = EndOfStream::new(on_end, after);
-        }
+    /// Closes `ledger` once when the stream is over; `after` finishes the work if the client
+    /// leaves first.
+    pub fn settling(mut self, ledger: Ledger, after: Arc<dyn AfterResponse>) -> Self {
+        self.end = EndOfStream::new(ledger, after);
         self
     }
 
@@ -332,7 +338,12 @@ impl AnthropicSse {
             self.ready.extend_from_slice(&error_event(e));
         }
         self.upstream = None;
-        self.end.begin(self.source.usage());
+        self.end.sent_text(self.source.take_text_len());
+        let reason = match err {
+            None => EndReason::Completed,
+            Some(_) => EndReason::UpstreamBroke,
+        };
+        self.end.begin(reason, self.source.usage());
     }
 }
 
@@ -353,6 +364,8 @@ impl Stream for AnthropicSse {
                 Poll::Ready(Some(Ok(bytes))) => {
                     if let Err(e) = this.source.feed(&bytes, &mut this.ready) {
                         this.end(Some(&e));
+                    } else {
+                        this.end.sent_text(this.source.take_text_len());
                     }
                 }
                 Poll::Ready(Some(Err(transport))) => {

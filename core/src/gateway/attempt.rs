@@ -7,20 +7,22 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{json_response, read_all, sse_response, Gateway, GatewayResponse, Work};
+use super::options::RequestOptions;
+use super::pipeline::Scope;
+use super::respond::{full_json, sse_response, GatewayResponse};
+use super::upstream::{copy_request, first_bytes, read_all, stream_idle_ms, within, IdleDeadline};
+use super::work::Work;
+use super::Gateway;
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
 use crate::openai::{ChatRequest, Usage};
-use crate::ports::{AfterResponse, BodyStream, Clock, Task, TransportError};
+use crate::ports::{BodyStream, TransportError};
 use crate::providers::{mock::Mock, ProviderApi};
-use crate::router::session::Settlement;
-use crate::stream::{OnStreamEnd, SseOutput};
+use crate::stream::{ResponseStream, SseOutput, StreamIdentity};
 use crate::validate;
 
 mod messages;
@@ -59,12 +61,13 @@ impl Gateway {
         work: &Work,
         group: &str,
         d: &Deployment,
+        opts: &RequestOptions,
     ) -> Result<Prepared, GatewayError> {
         match work {
-            Work::Chat(req) => self.prepare_chat((**req).clone(), group, d),
+            Work::Chat(req) => self.prepare_chat((**req).clone(), group, d, opts),
             Work::Completion(value) => {
                 let mut value = value.clone();
-                let (api, stream, include_usage) = self.prepare_passthrough(&mut value, d)?;
+                let (api, stream, include_usage) = prepare_passthrough(&mut value, d, opts)?;
                 Ok(Prepared {
                     api,
                     request: api.completion_request(&value, d)?,
@@ -72,10 +75,10 @@ impl Gateway {
                     kind: PreparedKind::Completion { include_usage },
                 })
             }
-            Work::Messages(m) => self.prepare_messages(m, group, d),
+            Work::Messages(m) => self.prepare_messages(m, group, d, opts),
             Work::Embeddings(value) => {
                 let mut value = value.clone();
-                let (api, _, _) = self.prepare_passthrough(&mut value, d)?;
+                let (api, _, _) = prepare_passthrough(&mut value, d, opts)?;
                 Ok(Prepared {
                     api,
                     request: api.embeddings_request(&value, d)?,
@@ -85,7 +88,7 @@ impl Gateway {
             }
             Work::Images(value) => {
                 let mut value = value.clone();
-                let (api, _, _) = self.prepare_passthrough(&mut value, d)?;
+                let (api, _, _) = prepare_passthrough(&mut value, d, opts)?;
                 Ok(Prepared {
                     api,
                     request: api.image_request(&value, d)?,
@@ -96,27 +99,21 @@ impl Gateway {
         }
     }
 
-    fn prepare_chat(
+    pub(super) fn prepare_chat(
         &self,
         mut req: ChatRequest,
         group: &str,
         d: &Deployment,
+        opts: &RequestOptions,
     ) -> Result<Prepared, GatewayError> {
         group.clone_into(&mut req.model);
         let mut req = validate::apply_defaults(req, &d.request_defaults)?;
-        // A request's own mock_response is answered by the built-in mock, as in LiteLLM.
-        let mock_requested = req.extra.contains_key("mock_response");
-        let api: &'static dyn ProviderApi = if mock_requested {
-            &Mock
-        } else {
-            d.provider.api()?
-        };
+        let api = api_for(d, opts)?;
         let drop = req
             .extra
             .get("drop_params")
             .and_then(Value::as_bool)
             .unwrap_or(d.drop_params);
-        let mock_value = req.extra.remove("mock_response");
         validate::strip_gateway_params(&mut req.extra);
         if let Some(supported) = api.supported_chat_params() {
             req = validate::enforce_supported_params(req, supported, drop, d.provider.prefix())?;
@@ -125,9 +122,7 @@ impl Gateway {
         if !refused.is_empty() {
             req = validate::enforce_refused_params(req, refused, drop, d.provider.prefix())?;
         }
-        if let Some(v) = mock_value.filter(|_| mock_requested) {
-            req.extra.insert("mock_response".into(), v);
-        }
+        keep_mock_response(&mut req.extra, opts);
         Ok(Prepared {
             api,
             request: api.chat_request(&req, d)?,
@@ -149,7 +144,7 @@ impl Gateway {
             _ => d.timeout_ms,
         };
         let started = self.clock.now_ms();
-        let request = super::copy_request(&prepared.request);
+        let request = copy_request(&prepared.request);
         // The host's client bounds the wait for headers too; this bound holds whatever the
         // client does.
         let sent = self.call_within(prepared.api, request, d, budget);
@@ -162,7 +157,11 @@ impl Gateway {
             return match first {
                 None => Err(TransportError::Timeout.into()),
                 Some(Err(e)) => Err(GatewayError::new(ErrorKind::BadGateway, e.to_string())),
-                Some(Ok(body)) => Ok(Upstream::Stream(body)),
+                Some(Ok(body)) => Ok(Upstream::Stream(IdleDeadline::wrap(
+                    body,
+                    Arc::clone(&self.clock),
+                    stream_idle_ms(d),
+                ))),
             };
         }
         match within(self.clock.as_ref(), left, read_all(body, usize::MAX)).await {
@@ -171,50 +170,35 @@ impl Gateway {
         }
     }
 
-    /// Translates the upstream answer back for the client and settles the routing figures:
-    /// now for a whole body, at the end of a stream.
-    #[allow(clippy::too_many_arguments)]
+    /// Translates the upstream answer back for the client and notes in the ledger what it
+    /// learnt (usage, the upstream's model name, the answer). A stream takes the ledger over
+    /// and closes it at its end.
     pub(super) async fn answer(
         &self,
-        after: &Arc<dyn AfterResponse>,
         prepared: Prepared,
         upstream: Upstream,
         d: &Deployment,
         group: &str,
-        settlement: Option<Settlement>,
-        started_ms: u64,
+        scope: &mut Scope,
     ) -> Result<GatewayResponse, GatewayError> {
         let api = prepared.api;
         match (upstream, prepared.kind) {
             (upstream, PreparedKind::Messages(kind)) => {
-                let at = Attempt {
-                    after,
-                    d,
-                    group,
-                    settlement,
-                    started_ms,
-                };
-                self.answer_messages(api, kind, upstream, at).await
+                self.answer_messages(api, kind, upstream, d, group, scope)
+                    .await
             }
             (Upstream::Stream(body), kind) => {
-                let on_end = self.stream_end(settlement, started_ms).await;
                 let stream = match kind {
                     PreparedKind::Chat(req) => {
                         let identity =
-                            self.stream_identity("chatcmpl-", group, req.include_usage());
+                            self.stream_identity(scope, "chatcmpl-", group, req.include_usage());
                         let out = SseOutput::new(body, api.chat_stream(&req, d), identity);
-                        match on_end {
-                            Some(e) => out.on_end(e, Arc::clone(after)).boxed(),
-                            None => out.boxed(),
-                        }
+                        self.settled_at_end(out, scope)
                     }
                     PreparedKind::Completion { include_usage } => {
-                        let identity = self.stream_identity("cmpl-", group, include_usage);
+                        let identity = self.stream_identity(scope, "cmpl-", group, include_usage);
                         let out = SseOutput::new(body, api.completion_stream(d), identity);
-                        match on_end {
-                            Some(e) => out.on_end(e, Arc::clone(after)).boxed(),
-                            None => out.boxed(),
-                        }
+                        self.settled_at_end(out, scope)
                     }
                     PreparedKind::Embeddings
                     | PreparedKind::Images(_)
@@ -229,125 +213,151 @@ impl Gateway {
             }
             (Upstream::Full(body), PreparedKind::Chat(req)) => {
                 let mut completion = api.chat_response(&body, &req, d)?;
+                note_answer(scope, completion.usage.as_ref(), Some(&completion.model));
                 completion.model = group.to_string();
                 let now = self.clock.now_ms();
                 if completion.id.is_empty() {
-                    completion.id = new_id("chatcmpl-", now, self.instance_seed);
+                    completion.id = new_id("chatcmpl-", &mut scope.rng);
                 }
                 if completion.created == 0 {
                     completion.created = now / 1000;
                 }
                 "chat.completion".clone_into(&mut completion.object);
-                settle_now(settlement, completion.usage.as_ref(), now, started_ms).await;
-                Ok(json_response(StatusCode::OK, &completion))
+                Ok(respond_json(scope, &completion))
             }
             (Upstream::Full(body), PreparedKind::Completion { .. }) => {
                 let answer = api.completion_response(&body, d)?;
-                self.full_json(answer, group, settlement, started_ms).await
+                Ok(self.full_answer(answer, group, scope))
             }
             (Upstream::Full(body), PreparedKind::Embeddings) => {
                 let answer = api.embeddings_response(&body, d)?;
-                self.full_json(answer, group, settlement, started_ms).await
+                Ok(self.full_answer(answer, group, scope))
             }
             (Upstream::Full(body), PreparedKind::Images(req)) => {
                 let mut answer = api.image_response(&body, &req, d)?;
-                let now = self.clock.now_ms();
                 // OpenAI's images answer names no model; `created` is filled when missing.
                 if let Some(o) = answer.as_object_mut() {
                     if o.get("created").and_then(Value::as_u64).is_none() {
-                        o.insert("created".into(), Value::from(now / 1000));
+                        o.insert("created".into(), json!(self.clock.now_ms() / 1000));
                     }
                 }
-                settle_now(settlement, None, now, started_ms).await;
-                Ok(json_response(StatusCode::OK, &answer))
+                note_answer(scope, None, None);
+                Ok(respond_json(scope, &answer))
             }
         }
     }
 
-    /// The bookkeeping a stream runs at its end; records the time to its first token now.
-    async fn stream_end(
+    /// A stream's output stage, given the request's ledger (closed at the stream's end). Its
+    /// first bytes have arrived: that is the time to first token.
+    fn settled_at_end<C: crate::providers::StreamChunk + 'static>(
         &self,
-        settlement: Option<Settlement>,
-        started_ms: u64,
-    ) -> Option<Box<dyn OnStreamEnd>> {
-        let s = settlement?;
-        let now = self.clock.now_ms();
-        s.record_first_token(now, now.saturating_sub(started_ms))
-            .await;
-        Some(Box::new(SettleAtStreamEnd {
-            settlement: s,
-            clock: Arc::clone(&self.clock),
-        }))
+        out: SseOutput<C>,
+        scope: &mut Scope,
+    ) -> ResponseStream {
+        let ledger = self.stream_ledger(scope);
+        out.settling(ledger, Arc::clone(&scope.after)).boxed()
     }
 
-    async fn full_json(
+    /// The ledger a stream takes over, with its time to first token noted.
+    pub(super) fn stream_ledger(&self, scope: &mut Scope) -> crate::ledger::Ledger {
+        if let Some(e) = scope.ledger.entry() {
+            e.first_token_ms = Some(self.clock.now_ms());
+        }
+        scope.ledger.hand_over()
+    }
+
+    pub(super) fn stream_identity(
         &self,
-        mut answer: Value,
-        group: &str,
-        settlement: Option<Settlement>,
-        started_ms: u64,
-    ) -> Result<GatewayResponse, GatewayError> {
-        answer["model"] = Value::String(group.to_string());
+        scope: &mut Scope,
+        prefix: &str,
+        model: &str,
+        include_usage: bool,
+    ) -> StreamIdentity {
+        StreamIdentity {
+            fallback_id: new_id(prefix, &mut scope.rng),
+            model: model.to_string(),
+            fallback_created: self.clock.now_ms() / 1000,
+            include_usage,
+        }
+    }
+
+    /// A JSON answer passed through nearly as is (completions, embeddings).
+    fn full_answer(&self, mut answer: Value, group: &str, scope: &mut Scope) -> GatewayResponse {
         let usage: Option<Usage> = answer
             .get("usage")
             .and_then(|u| serde_json::from_value(u.clone()).ok());
-        settle_now(settlement, usage.as_ref(), self.clock.now_ms(), started_ms).await;
-        Ok(json_response(StatusCode::OK, &answer))
+        let model = answer
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        note_answer(scope, usage.as_ref(), model.as_deref());
+        answer["model"] = Value::String(group.to_string());
+        respond_json(scope, &answer)
     }
 }
 
-async fn settle_now(settlement: Option<Settlement>, usage: Option<&Usage>, now: u64, started: u64) {
-    if let Some(s) = settlement {
-        let (total, output) = usage.map_or((0, 0), |u| (u.total_tokens, u.completion_tokens));
-        s.settle(now, total, output, Some(now.saturating_sub(started)))
-            .await;
+/// Notes a complete answer's usage and the model the upstream says answered.
+pub(super) fn note_answer(scope: &mut Scope, usage: Option<&Usage>, model: Option<&str>) {
+    if let Some(e) = scope.ledger.entry() {
+        e.usage = usage.cloned();
+        e.response_model = model.filter(|m| !m.is_empty()).map(str::to_string);
     }
 }
 
-/// Settles a stream's routing figures once it is over (latency was sampled at its first
-/// token).
-struct SettleAtStreamEnd {
-    settlement: Settlement,
-    clock: Arc<dyn Clock>,
+/// The 200 answer, its bytes kept in the ledger (shared, not copied) for whoever needs them.
+fn respond_json<T: serde::Serialize>(scope: &mut Scope, body: &T) -> GatewayResponse {
+    let bytes = serde_json::to_vec(body)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::from_static(b"{}"));
+    if let Some(e) = scope.ledger.entry() {
+        e.output = Some(bytes.clone());
+    }
+    full_json(StatusCode::OK, bytes)
 }
 
-impl OnStreamEnd for SettleAtStreamEnd {
-    fn end(self: Box<Self>, usage: Option<Usage>) -> Task {
-        Box::pin(async move {
-            let (total, output) = usage.map_or((0, 0), |u| (u.total_tokens, u.completion_tokens));
-            self.settlement
-                .settle(self.clock.now_ms(), total, output, None)
-                .await;
-        })
+/// The API that answers for `d`: the built-in mock when the request brings its own
+/// `mock_response` (as in LiteLLM), else the deployment's provider.
+pub(super) fn api_for(
+    d: &Deployment,
+    opts: &RequestOptions,
+) -> Result<&'static dyn ProviderApi, GatewayError> {
+    match opts.mock_response {
+        Some(_) => Ok(&Mock),
+        None => d.provider.api(),
     }
 }
 
-/// Where an answer came from: what settling it and naming it need.
-struct Attempt<'a> {
-    after: &'a Arc<dyn AfterResponse>,
-    d: &'a Deployment,
-    group: &'a str,
-    settlement: Option<Settlement>,
-    started_ms: u64,
-}
-
-/// `fut`'s output, or `None` when `ms` pass first.
-async fn within<F: std::future::Future>(clock: &dyn Clock, ms: u64, fut: F) -> Option<F::Output> {
-    let fut = std::pin::pin!(fut);
-    match select(fut, clock.sleep(ms)).await {
-        Either::Left((out, _)) => Some(out),
-        Either::Right(_) => None,
+/// Gateway-only parameters are stripped before a provider sees the body; the mock reads its
+/// canned answer from it, so it is put back when the mock answers.
+fn keep_mock_response(body: &mut serde_json::Map<String, Value>, opts: &RequestOptions) {
+    if let Some(v) = &opts.mock_response {
+        body.insert("mock_response".into(), v.clone());
     }
 }
 
-/// Waits for the body's first bytes and gives back the whole body, those bytes included. An
-/// empty body is returned as is (the translator reports it as cut).
-async fn first_bytes(mut body: BodyStream) -> Result<BodyStream, TransportError> {
-    match body.next().await {
-        None => Ok(Box::pin(futures_util::stream::empty())),
-        Some(Err(e)) => Err(e),
-        Some(Ok(first)) => Ok(Box::pin(
-            futures_util::stream::once(async move { Ok(first) }).chain(body),
-        )),
+/// For JSON bodies forwarded nearly as-is: applies defaults, strips gateway-only fields, asks
+/// for usage on streams, and picks the API (the mock when the request asks for it).
+fn prepare_passthrough(
+    value: &mut Value,
+    d: &Deployment,
+    opts: &RequestOptions,
+) -> Result<(&'static dyn ProviderApi, bool, bool), GatewayError> {
+    let api = api_for(d, opts)?;
+    let Some(obj) = value.as_object_mut() else {
+        return Err(GatewayError::invalid_request(
+            "the body must be a JSON object",
+        ));
+    };
+    validate::strip_gateway_params(obj);
+    keep_mock_response(obj, opts);
+    let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = obj
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if stream {
+        obj.insert("stream_options".into(), json!({"include_usage": true}));
     }
+    Ok((api, stream, include_usage))
 }

@@ -32,7 +32,7 @@ fn probe_kind(d: &Deployment) -> ProbeKind {
 }
 
 impl Gateway {
-    pub(super) async fn health(&self) -> GatewayResponse {
+    pub(crate) async fn health(&self) -> GatewayResponse {
         let probes = self.config.deployments.iter().map(|d| self.probe(d));
         let results = join_all(probes).await;
         let (mut healthy, mut unhealthy) = (Vec::new(), Vec::new());

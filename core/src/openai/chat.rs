@@ -408,6 +408,24 @@ pub struct Delta {
 }
 
 impl Delta {
+    /// Bytes of answer text: content, reasoning (`reasoning_content`) and tool arguments.
+    pub fn text_len(&self) -> usize {
+        let content = self.content.as_deref().map_or(0, str::len);
+        let reasoning = self
+            .extra
+            .get("reasoning_content")
+            .and_then(Value::as_str)
+            .map_or(0, str::len);
+        let arguments: usize = self
+            .tool_calls
+            .iter()
+            .flatten()
+            .filter_map(|t| t.function.as_ref()?.arguments.as_deref())
+            .map(str::len)
+            .sum();
+        content + reasoning + arguments
+    }
+
     /// The opening delta of a streamed answer: the assistant role and empty content.
     pub fn start() -> Self {
         Delta {

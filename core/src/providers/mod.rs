@@ -274,6 +274,11 @@ pub trait StreamChunk: serde::Serialize + MaybeSend + Unpin {
     fn created(&self) -> u64;
     fn stamp(&mut self, id: &str, model: &str, created: u64);
     fn usage_only(usage: Usage) -> Self;
+    /// Bytes of answer text this chunk carries (content, reasoning, tool arguments): what a
+    /// stream cut before its usage is billed on.
+    fn text_len(&self) -> usize {
+        0
+    }
 }
 
 pub type ChatStream = Box<dyn StreamTranslator<Chunk = ChatChunk>>;

@@ -70,6 +70,16 @@ impl StreamChunk for TextChunk {
         );
         TextChunk(m)
     }
+
+    fn text_len(&self) -> usize {
+        let choices = self.0.get("choices").and_then(Value::as_array);
+        choices
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("text").and_then(Value::as_str))
+            .map(str::len)
+            .sum()
+    }
 }
 
 /// OpenAI-format `/v1/completions` stream: events pass through; usage is lifted out.

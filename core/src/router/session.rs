@@ -203,63 +203,15 @@ impl<'a> RouteSession<'a> {
         };
     }
 
-    /// What must be recorded when the answer to `d` is complete (now, or at the end of a
-    /// stream): `None` when the strategy records nothing.
-    pub fn settlement(&self, d: &Deployment, store: Arc<dyn Store>) -> Option<Settlement> {
+    /// The shared figures an attempt on this group takes (and its ledger gives back at the
+    /// end): `None` for a group of one or a strategy that records nothing.
+    pub fn figures_taken(&self) -> Option<Figures> {
         let f = self.figures;
-        (self.deployments.len() > 1 && (f.in_flight || f.usage || f.latency)).then(|| Settlement {
-            store,
-            deployment_id: d.id.clone(),
-            figures: f,
-        })
+        (self.deployments.len() > 1 && (f.in_flight || f.usage || f.latency)).then_some(f)
     }
 
     fn index_of(&self, d: &Deployment) -> Option<usize> {
         self.deployments.iter().position(|x| x.id == d.id)
-    }
-}
-
-/// The bookkeeping of one successful call, done once its usage is known.
-pub struct Settlement {
-    store: Arc<dyn Store>,
-    deployment_id: String,
-    figures: Figures,
-}
-
-impl Settlement {
-    /// In flight −1, tokens against `tpm`, and (when `latency_ms` is given) one latency
-    /// sample per output token. Store failures are ignored: routing figures are advisory.
-    pub async fn settle(
-        self,
-        now_ms: u64,
-        total_tokens: u64,
-        output_tokens: u64,
-        latency_ms: Option<u64>,
-    ) {
-        let store = self.store.as_ref();
-        let id = self.deployment_id.as_str();
-        let _ = state::request_finished(store, id, self.figures).await;
-        if self.figures.usage {
-            let _ = state::record_tokens(store, id, now_ms, total_tokens).await;
-        }
-        if let (true, Some(ms)) = (self.figures.latency, latency_ms) {
-            let _ = state::record_latency(store, id, now_ms, ms, output_tokens).await;
-        }
-    }
-
-    /// A latency sample on its own: time to first token for a stream, taken when the first
-    /// byte arrives (the stream's [`Settlement::settle`] then passes no latency).
-    pub async fn record_first_token(&self, now_ms: u64, latency_ms: u64) {
-        if self.figures.latency {
-            let _ = state::record_latency(
-                self.store.as_ref(),
-                &self.deployment_id,
-                now_ms,
-                latency_ms,
-                0,
-            )
-            .await;
-        }
     }
 }
 

@@ -2,10 +2,12 @@
 //! is; any other gets its OpenAI translation through the chat path, and its answer is turned
 //! back into Anthropic's format.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::StatusCode;
 
-use super::{settle_now, Attempt, Prepared, PreparedKind, Upstream};
+use super::{api_for, note_answer, Prepared, PreparedKind, Upstream};
 use crate::anthropic_ingress::passthrough::{self, PassthroughEvents};
 use crate::anthropic_ingress::request::fit_to_provider;
 use crate::anthropic_ingress::response::to_message;
@@ -15,7 +17,10 @@ use crate::anthropic_ingress::stream::{
 use crate::anthropic_ingress::MessagesRequest;
 use crate::config::Deployment;
 use crate::error::GatewayError;
-use crate::gateway::{sse_response, Gateway, GatewayResponse, ResponseBody};
+use crate::gateway::options::RequestOptions;
+use crate::gateway::pipeline::Scope;
+use crate::gateway::respond::{full_json, sse_response};
+use crate::gateway::{Gateway, GatewayResponse};
 use crate::ids::new_id;
 use crate::openai::ChatRequest;
 use crate::providers::{anthropic::Anthropic, ProviderApi, ProviderId};
@@ -34,9 +39,10 @@ impl Gateway {
         m: &MessagesRequest,
         group: &str,
         d: &Deployment,
+        opts: &RequestOptions,
     ) -> Result<Prepared, GatewayError> {
         // A request's own mock_response is answered by the built-in mock (translated path).
-        let mock = m.original.get("mock_response").is_some();
+        let mock = opts.mock_response.is_some();
         if d.provider == ProviderId::Anthropic && !mock {
             return Ok(Prepared {
                 api: &Anthropic,
@@ -46,13 +52,9 @@ impl Gateway {
             });
         }
         let mut chat = m.chat.clone()?;
-        let supported = if mock {
-            None
-        } else {
-            d.provider.api()?.supported_chat_params()
-        };
+        let supported = api_for(d, opts)?.supported_chat_params();
         fit_to_provider(&mut chat, supported);
-        let mut prepared = self.prepare_chat(chat, group, d)?;
+        let mut prepared = self.prepare_chat(chat, group, d, opts)?;
         prepared.kind = match prepared.kind {
             PreparedKind::Chat(req) => PreparedKind::Messages(MessagesKind::Translated(req)),
             other => other,
@@ -65,46 +67,47 @@ impl Gateway {
         api: &'static dyn ProviderApi,
         kind: MessagesKind,
         upstream: Upstream,
-        at: Attempt<'_>,
+        d: &Deployment,
+        group: &str,
+        scope: &mut Scope,
     ) -> Result<GatewayResponse, GatewayError> {
-        let now = self.clock.now_ms();
         match upstream {
             Upstream::Stream(body) => {
                 let source: Box<dyn EventSource> = match kind {
                     MessagesKind::Translated(req) => Box::new(TranslatedEvents::new(
-                        api.chat_stream(&req, at.d),
-                        ChunkToEvents::new(
-                            new_id("msg_", now, self.instance_seed),
-                            at.group.to_string(),
-                        ),
+                        api.chat_stream(&req, d),
+                        ChunkToEvents::new(new_id("msg_", &mut scope.rng), group.to_string()),
                     )),
                     MessagesKind::Passthrough => {
-                        Box::new(PassthroughEvents::new(at.group.to_string()))
+                        Box::new(PassthroughEvents::new(group.to_string()))
                     }
                 };
-                let on_end = self.stream_end(at.settlement, at.started_ms).await;
+                let ledger = self.stream_ledger(scope);
                 let out =
-                    AnthropicSse::new(body, source).on_end(on_end, std::sync::Arc::clone(at.after));
+                    AnthropicSse::new(body, source).settling(ledger, Arc::clone(&scope.after));
                 Ok(sse_response(out.boxed()))
             }
             Upstream::Full(body) => {
-                let (answer, usage) = match kind {
+                let (answer, usage, model) = match kind {
                     MessagesKind::Translated(req) => {
-                        let completion = api.chat_response(&body, &req, at.d)?;
-                        let mut answer = to_message(&completion, at.group);
+                        let completion = api.chat_response(&body, &req, d)?;
+                        let mut answer = to_message(&completion, group);
                         if completion.id.is_empty() {
-                            answer["id"] = new_id("msg_", now, self.instance_seed).into();
+                            answer["id"] = new_id("msg_", &mut scope.rng).into();
                         }
-                        (Bytes::from(answer.to_string()), completion.usage)
+                        let model = Some(completion.model.clone());
+                        (Bytes::from(answer.to_string()), completion.usage, model)
                     }
-                    MessagesKind::Passthrough => passthrough::full_answer(&body, at.group)?,
+                    MessagesKind::Passthrough => {
+                        let (answer, usage) = passthrough::full_answer(&body, group)?;
+                        (answer, usage, None)
+                    }
                 };
-                settle_now(at.settlement, usage.as_ref(), now, at.started_ms).await;
-                Ok(http::Response::builder()
-                    .status(StatusCode::OK)
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(ResponseBody::Full(answer))
-                    .expect("static headers are valid"))
+                note_answer(scope, usage.as_ref(), model.as_deref());
+                if let Some(e) = scope.ledger.entry() {
+                    e.output = Some(answer.clone());
+                }
+                Ok(full_json(StatusCode::OK, answer))
             }
         }
     }

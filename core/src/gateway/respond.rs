@@ -1,0 +1,123 @@
+//! Response builders, LiteLLM's response headers, and the one place a [`GatewayError`]
+//! becomes an HTTP response.
+
+use bytes::Bytes;
+use http::{header, StatusCode};
+use serde_json::{json, Value};
+
+use crate::config::Deployment;
+use crate::error::GatewayError;
+use crate::stream::ResponseStream;
+
+/// A response body: complete, or streamed as it is produced.
+pub enum ResponseBody {
+    Full(Bytes),
+    Stream(ResponseStream),
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResponseBody::Full(b) => write!(f, "Full({} bytes)", b.len()),
+            ResponseBody::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+pub type GatewayResponse = http::Response<ResponseBody>;
+
+/// Milliseconds spent on providers (calls and backoff), for the overhead header.
+#[derive(Clone, Copy)]
+pub(super) struct UpstreamTime(pub u64);
+
+/// LiteLLM's correlation headers, on every answer (errors included). For a stream the
+/// duration is the time to its first byte; the overhead is the time not spent waiting on
+/// providers (or backing off from them): Tollgate's own.
+pub(super) fn stamp_common_headers(
+    resp: &mut GatewayResponse,
+    call_id: &str,
+    started_ms: u64,
+    now_ms: u64,
+) {
+    let elapsed = now_ms.saturating_sub(started_ms);
+    set_header(resp, "x-litellm-call-id", call_id);
+    set_header(resp, "x-litellm-response-duration-ms", &elapsed.to_string());
+    let upstream = resp.extensions().get::<UpstreamTime>().map_or(0, |t| t.0);
+    set_header(
+        resp,
+        "x-litellm-overhead-duration-ms",
+        &elapsed.saturating_sub(upstream).to_string(),
+    );
+}
+
+/// `x-litellm-model-id`, `-model-group`, `-model-api-base` and `-attempted-retries`: which
+/// deployment answered, after how many retries.
+/// The api base is the configured or default URL, never a key.
+pub(super) fn with_deployment_headers(
+    mut resp: GatewayResponse,
+    d: &Deployment,
+    group: &str,
+    retries: u32,
+) -> GatewayResponse {
+    set_header(&mut resp, "x-litellm-model-id", &d.id);
+    set_header(
+        &mut resp,
+        "x-litellm-attempted-retries",
+        &retries.to_string(),
+    );
+    set_header(&mut resp, "x-litellm-model-group", group);
+    if let Some(base) = d.params.api_base.as_deref().or(d.provider.default_base()) {
+        set_header(&mut resp, "x-litellm-model-api-base", base);
+    }
+    resp
+}
+
+/// Sets a header, skipping values that are not valid header text (a group name never fails
+/// a request).
+pub(super) fn set_header(resp: &mut GatewayResponse, name: &'static str, value: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+pub(super) fn model_object(name: &str) -> Value {
+    json!({"id": name, "object": "model", "created": 1_677_610_602u64, "owned_by": "openai"})
+}
+
+pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> GatewayResponse {
+    let bytes = serde_json::to_vec(body)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::from_static(b"{}"));
+    full_json(status, bytes)
+}
+
+/// A JSON body already serialised.
+pub(super) fn full_json(status: StatusCode, bytes: Bytes) -> GatewayResponse {
+    http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(ResponseBody::Full(bytes))
+        .expect("static headers are valid")
+}
+
+pub(super) fn sse_response(stream: ResponseStream) -> GatewayResponse {
+    http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(ResponseBody::Stream(stream))
+        .expect("static headers are valid")
+}
+
+/// The one place a [`GatewayError`] becomes an HTTP response.
+pub fn error_response(e: &GatewayError) -> GatewayResponse {
+    let mut resp = json_response(e.status(), &e.to_json());
+    if let Some(v) = e
+        .retry_after
+        .as_deref()
+        .and_then(|v| http::HeaderValue::from_str(v).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}

@@ -121,13 +121,15 @@ pub(super) async fn first_bytes(mut body: BodyStream) -> Result<BodyStream, Tran
 /// A stream body that fails when no bytes arrive for `idle_ms`: the output stage then ends
 /// the stream with an error event, and the ledger settles it as broken.
 ///
-/// The timer is armed once and re-armed only when it fires (for the time left since the last
-/// chunk), so a fast stream costs no timer per chunk.
+/// The timer is armed once and re-armed only when it fires after chunks came (for the time
+/// left since the last one), so a fast stream costs no timer per chunk. A timer that fires
+/// with no chunk since it was armed ends the stream, whatever the clock says.
 pub(super) struct IdleDeadline {
     body: BodyStream,
     clock: Arc<dyn Clock>,
     idle_ms: u64,
     last_chunk_ms: u64,
+    chunk_since_armed: bool,
     timer: Option<Task>,
     expired: bool,
 }
@@ -140,6 +142,7 @@ impl IdleDeadline {
             clock,
             idle_ms,
             last_chunk_ms: now,
+            chunk_since_armed: false,
             timer: None,
             expired: false,
         })
@@ -147,7 +150,17 @@ impl IdleDeadline {
 
     fn arm(&mut self, ms: u64) {
         let clock = Arc::clone(&self.clock);
+        self.chunk_since_armed = false;
         self.timer = Some(Box::pin(async move { clock.sleep(ms).await }));
+    }
+
+    fn expire(&mut self) -> Poll<Option<Result<Bytes, TransportError>>> {
+        self.expired = true;
+        self.timer = None;
+        Poll::Ready(Some(Err(TransportError::Body(format!(
+            "no data from the upstream for {} s",
+            self.idle_ms / 1000
+        )))))
     }
 }
 
@@ -161,25 +174,25 @@ impl Stream for IdleDeadline {
         }
         if let Poll::Ready(item) = this.body.as_mut().poll_next(cx) {
             this.last_chunk_ms = this.clock.now_ms();
+            this.chunk_since_armed = true;
             return Poll::Ready(item);
         }
         loop {
-            if this.timer.is_none() {
-                let quiet = this.clock.now_ms().saturating_sub(this.last_chunk_ms);
-                if quiet >= this.idle_ms {
-                    this.expired = true;
-                    return Poll::Ready(Some(Err(TransportError::Body(format!(
-                        "no data from the upstream for {} s",
-                        this.idle_ms / 1000
-                    )))));
-                }
-                this.arm(this.idle_ms - quiet);
+            let Some(timer) = this.timer.as_mut() else {
+                this.arm(this.idle_ms);
+                continue;
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
-            let timer = this.timer.as_mut().expect("armed above");
-            match timer.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                // Fired: check how long it has really been quiet (chunks may have come since).
-                Poll::Ready(()) => this.timer = None,
+            if !this.chunk_since_armed {
+                return this.expire();
+            }
+            // Chunks came while it ran: wait what is left since the last one.
+            let quiet = this.clock.now_ms().saturating_sub(this.last_chunk_ms);
+            match this.idle_ms.checked_sub(quiet).filter(|left| *left > 0) {
+                Some(left) => this.arm(left),
+                None => return this.expire(),
             }
         }
     }

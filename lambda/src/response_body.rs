@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body::Frame;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
+use tollgate_core::ports::Task;
 use tollgate_core::{GatewayResponse, ResponseBody};
 
 pub type HostBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -20,4 +21,19 @@ pub fn into_host_response(resp: GatewayResponse) -> http::Response<HostBody> {
         }
     };
     http::Response::from_parts(parts, body)
+}
+
+/// [`into_host_response`], with `tail` run after the last byte and before the body ends (the
+/// client has the whole answer; only the end of the body waits for it).
+pub fn into_host_response_then(resp: GatewayResponse, tail: Task) -> http::Response<HostBody> {
+    let (parts, body) = resp.into_parts();
+    let chunks = match body {
+        ResponseBody::Full(bytes) => futures_util::stream::once(async move { bytes }).boxed(),
+        ResponseBody::Stream(stream) => stream,
+    };
+    let tail = futures_util::stream::once(tail).filter_map(|()| async { None::<Bytes> });
+    let frames = chunks
+        .chain(tail)
+        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    http::Response::from_parts(parts, StreamBody::new(frames).boxed_unsync())
 }

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod openai;
 pub mod ports;
 pub mod providers;
+pub mod response;
 pub mod rng;
 pub mod router;
 pub mod sse;

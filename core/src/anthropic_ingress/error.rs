@@ -7,7 +7,7 @@ use http::header;
 use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::gateway::{json_response, GatewayResponse};
+use crate::response::{json_response, GatewayResponse};
 
 /// Anthropic's `error.type` for a failure. An upstream Anthropic error keeps its own type
 /// (carried in `code`); the rest is derived from the kind.

@@ -1,30 +1,12 @@
-//! Response builders, LiteLLM's response headers, and the one place a [`GatewayError`]
-//! becomes an HTTP response.
+//! LiteLLM's response headers, and the model objects `/v1/models` lists. The response types
+//! and builders are in `crate::response`.
 
-use bytes::Bytes;
-use http::{header, StatusCode};
 use serde_json::{json, Value};
 
 use crate::config::Deployment;
-use crate::error::GatewayError;
-use crate::stream::ResponseStream;
-
-/// A response body: complete, or streamed as it is produced.
-pub enum ResponseBody {
-    Full(Bytes),
-    Stream(ResponseStream),
-}
-
-impl std::fmt::Debug for ResponseBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ResponseBody::Full(b) => write!(f, "Full({} bytes)", b.len()),
-            ResponseBody::Stream(_) => f.write_str("Stream"),
-        }
-    }
-}
-
-pub type GatewayResponse = http::Response<ResponseBody>;
+pub use crate::response::{
+    error_response, full_json, json_response, sse_response, GatewayResponse, ResponseBody,
+};
 
 /// Milliseconds spent on providers (calls and backoff), for the overhead header.
 #[derive(Clone, Copy)]
@@ -82,42 +64,4 @@ pub(super) fn set_header(resp: &mut GatewayResponse, name: &'static str, value: 
 
 pub(super) fn model_object(name: &str) -> Value {
     json!({"id": name, "object": "model", "created": 1_677_610_602u64, "owned_by": "openai"})
-}
-
-pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> GatewayResponse {
-    let bytes = serde_json::to_vec(body)
-        .map(Bytes::from)
-        .unwrap_or_else(|_| Bytes::from_static(b"{}"));
-    full_json(status, bytes)
-}
-
-/// A JSON body already serialised.
-pub(super) fn full_json(status: StatusCode, bytes: Bytes) -> GatewayResponse {
-    http::Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(ResponseBody::Full(bytes))
-        .expect("static headers are valid")
-}
-
-pub(super) fn sse_response(stream: ResponseStream) -> GatewayResponse {
-    http::Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(ResponseBody::Stream(stream))
-        .expect("static headers are valid")
-}
-
-/// The one place a [`GatewayError`] becomes an HTTP response.
-pub fn error_response(e: &GatewayError) -> GatewayResponse {
-    let mut resp = json_response(e.status(), &e.to_json());
-    if let Some(v) = e
-        .retry_after
-        .as_deref()
-        .and_then(|v| http::HeaderValue::from_str(v).ok())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
 }

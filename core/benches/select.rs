@@ -89,10 +89,11 @@ fn config(strategy: &str) -> Config {
 
 fn bench_pick(c: &mut Criterion) {
     let store = MemoryStore::new(Arc::new(Fixed));
+    let failures = tollgate_core::store_log::StoreFailures::new(Arc::new(Fixed));
     let mut group = c.benchmark_group("pick");
     for strategy in ["simple-shuffle", "usage-based-routing-v2"] {
         let cfg = config(strategy);
-        let session = RouteSession::new(&cfg, &store, "g", 100).expect("group exists");
+        let session = RouteSession::new(&cfg, &store, &failures, "g", 100).expect("group exists");
         let mut rng = Rng::seeded(11);
         group.bench_function(strategy, |b| {
             b.iter(|| {

@@ -57,6 +57,8 @@ pub struct Gateway {
     entropy: Arc<dyn Entropy>,
     /// Who hears of every settled request.
     subscribers: Arc<Subscribers>,
+    /// Store failures the features tolerate, logged (rate-limited).
+    store_failures: Arc<StoreFailures>,
     /// When this instance started, for `/health`'s uptime.
     started_ms: u64,
 }
@@ -71,7 +73,7 @@ impl Gateway {
         let subscribers = Subscribers::new(
             vec![Arc::new(RouterFigures::new(
                 Arc::clone(&ports.store),
-                failures,
+                Arc::clone(&failures),
             ))],
             Arc::clone(&ports.clock),
         );
@@ -84,6 +86,7 @@ impl Gateway {
             after_response: ports.after_response,
             entropy: ports.entropy,
             subscribers,
+            store_failures: failures,
             started_ms,
         }
     }

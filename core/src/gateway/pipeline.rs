@@ -160,6 +160,7 @@ impl Gateway {
         let mut session = RouteSession::new(
             &self.config,
             self.store.as_ref(),
+            &self.store_failures,
             group,
             work.estimated_prompt_tokens(),
         )?;

@@ -9,6 +9,8 @@ use crate::router::state;
 use crate::store::Store;
 use crate::store_log::StoreFailures;
 
+const ROUTING: &str = "routing figures";
+
 pub struct RouterFigures {
     store: Arc<dyn Store>,
     failures: Arc<StoreFailures>,
@@ -32,12 +34,12 @@ impl Subscriber for RouterFigures {
         let f = route.figures;
         // Routing figures are advisory: a failed write is logged, never retried.
         let r = state::request_finished(store, id, f).await;
-        self.failures.note("routing figures", r);
+        self.failures.note(ROUTING, r);
         let usage = entry.usage.as_ref();
         if f.usage {
             let tokens = usage.map_or(0, |u| u.total_tokens);
             let r = state::record_tokens(store, id, entry.ended_ms, tokens).await;
-            self.failures.note("routing figures", r);
+            self.failures.note(ROUTING, r);
         }
         // Latency is a property of answers: a request that failed or was cut says nothing
         // of how fast the deployment answers (timeouts are recorded by the attempt loop).
@@ -49,7 +51,7 @@ impl Subscriber for RouterFigures {
                     None => usage.map_or(0, |u| u.completion_tokens),
                 };
                 let r = state::record_latency(store, id, entry.ended_ms, ms, output).await;
-                self.failures.note("routing figures", r);
+                self.failures.note(ROUTING, r);
             }
         }
     }

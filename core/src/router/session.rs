@@ -14,6 +14,10 @@ use crate::config::{Config, Deployment};
 use crate::error::{ErrorKind, GatewayError};
 use crate::rng::Rng;
 use crate::store::Store;
+use crate::store_log::StoreFailures;
+
+/// How routing's Store failures are named in the log.
+const ROUTING: &str = "routing figures";
 
 /// How many benched picks are set aside one by one before the pick is taken as it is; a
 /// group with more deployments cooling down than this still answers, from one of them, as
@@ -51,6 +55,8 @@ impl FailureEffect {
 /// Routing for one request on one model group.
 pub struct RouteSession<'a> {
     store: &'a dyn Store,
+    /// Store failures are tolerated here (routing state is advisory) but logged.
+    failures: &'a StoreFailures,
     strategy: RoutingStrategy,
     cooldown: CooldownSettings,
     figures: Figures,
@@ -70,6 +76,7 @@ impl<'a> RouteSession<'a> {
     pub fn new(
         config: &'a Config,
         store: &'a dyn Store,
+        failures: &'a StoreFailures,
         group: &'a str,
         prompt_tokens: u64,
     ) -> Result<Self, GatewayError> {
@@ -84,6 +91,7 @@ impl<'a> RouteSession<'a> {
         };
         Ok(RouteSession {
             store,
+            failures,
             strategy: config.routing_strategy,
             cooldown: config.cooldown,
             figures: Figures::for_strategy(&config.routing_strategy),
@@ -118,14 +126,14 @@ impl<'a> RouteSession<'a> {
                 .map(|(i, d)| (i, d.as_ref()))
                 .collect();
         }
-        let mut candidates =
-            match state::load_figures(self.store, &pool, now_ms, self.figures).await {
-                Ok(c) => c,
-                Err(_) => pool
-                    .iter()
-                    .map(|(i, d)| Candidate::from_deployment(*i, d))
-                    .collect(),
-            };
+        let loaded = state::load_figures(self.store, &pool, now_ms, self.figures).await;
+        let mut candidates = match self.failures.note(ROUTING, loaded) {
+            Some(c) => c,
+            None => pool
+                .iter()
+                .map(|(i, d)| Candidate::from_deployment(*i, d))
+                .collect(),
+        };
         // Cooldowns are checked on the pick only (one read in the usual case, instead of one
         // per deployment); a benched pick is set aside and the strategy chooses again.
         let mut selection = choose(&self.strategy, &candidates, self.estimated_tokens, rng);
@@ -134,9 +142,8 @@ impl<'a> RouteSession<'a> {
                 break;
             };
             let at = candidates.iter().position(|c| c.index == i);
-            let cooling = state::is_cooling_down(self.store, &self.deployments[i].id)
-                .await
-                .unwrap_or(false);
+            let cooling = state::is_cooling_down(self.store, &self.deployments[i].id).await;
+            let cooling = self.failures.note(ROUTING, cooling).unwrap_or(false);
             match at {
                 Some(at) if cooling && !candidates[at].cooling_down => {
                     candidates[at].cooling_down = true;
@@ -168,7 +175,8 @@ impl<'a> RouteSession<'a> {
     /// A request is about to go to `d`.
     pub async fn started(&self, d: &Deployment, now_ms: u64) {
         if self.deployments.len() > 1 {
-            let _ = state::request_started(self.store, &d.id, now_ms, self.figures).await;
+            let r = state::request_started(self.store, &d.id, now_ms, self.figures).await;
+            self.failures.note(ROUTING, r);
         }
     }
 
@@ -184,13 +192,15 @@ impl<'a> RouteSession<'a> {
         if self.deployments.len() == 1 {
             return;
         }
-        let _ = state::request_finished(self.store, &d.id, self.figures).await;
+        let r = state::request_finished(self.store, &d.id, self.figures).await;
+        self.failures.note(ROUTING, r);
         if self.figures.latency && e.kind == ErrorKind::Timeout {
             // A timeout is the slowest answer there is: it counts as a sample of the whole
             // timeout, so latency-based routing steers away from the deployment.
-            let _ = state::record_latency(self.store, &d.id, now_ms, d.timeout_ms, 0).await;
+            let r = state::record_latency(self.store, &d.id, now_ms, d.timeout_ms, 0).await;
+            self.failures.note(ROUTING, r);
         }
-        let _ = match FailureEffect::of(e) {
+        let r = match FailureEffect::of(e) {
             FailureEffect::CoolDownNow => {
                 state::start_cooldown(self.store, &d.id, now_ms, self.cooldown.cooldown_ms).await
             }
@@ -201,6 +211,7 @@ impl<'a> RouteSession<'a> {
             }
             FailureEffect::None => Ok(()),
         };
+        self.failures.note(ROUTING, r);
     }
 
     /// The shared figures an attempt on this group takes (and its ledger gives back at the

@@ -78,7 +78,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: Config, ports: Ports) -> Self {
-        let master_key = config.master_key.as_deref().map(MasterKey::new);
+        let master_key = config.master_key.as_ref().map(MasterKey::from);
         let started_ms = ports.clock.now_ms();
         let mut seed = [0u8; 8];
         ports.entropy.fill(&mut seed);

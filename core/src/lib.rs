@@ -17,6 +17,7 @@ pub mod ports;
 pub mod providers;
 pub mod rng;
 pub mod router;
+pub mod secret;
 pub mod sse;
 pub mod store;
 pub mod stream;

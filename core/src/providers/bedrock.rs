@@ -176,8 +176,7 @@ fn post(
         .params
         .api_key
         .as_ref()
-        .map(Secret::expose)
-        .map(|k| format!("Bearer {k}"));
+        .map(|k| format!("Bearer {}", k.expose()));
     let mut headers = vec![("accept", accept)];
     if let Some(b) = bearer.as_deref() {
         headers.push(("authorization", b));

@@ -167,11 +167,11 @@ fn headers(rng: &mut Rng) -> Vec<(String, String)> {
 }
 
 fn body(rng: &mut Rng) -> Vec<u8> {
-    let len = match rng.below(10) {
-        0 | 1 => 0,
-        2 | 3 => rng.below(16),
-        4 | 5 => rng.below(1024),
-        6 => 64 * 1024,
+    let len = match rng.below(50) {
+        0..=9 => 0,
+        10..=19 => rng.below(16),
+        20..=34 => rng.below(1024),
+        35 => 64 * 1024,
         _ => rng.below(8 * 1024),
     };
     (0..len).map(|_| rng.next_u64() as u8).collect()

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::secret::Secret;
 
 /// The key a request presents: `Authorization: Bearer`, or the `api-key` / `x-api-key` /
 /// `x-litellm-api-key` headers that Azure-style and Anthropic-style clients send.
@@ -41,6 +42,13 @@ pub struct MasterKey {
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// The configured key is exposed only to be hashed.
+impl From<&Secret> for MasterKey {
+    fn from(key: &Secret) -> Self {
+        MasterKey::new(key.expose())
     }
 }
 

@@ -67,7 +67,7 @@ impl Gateway {
     // wasm32 is single-threaded: nothing there is Send, and nothing needs to be.
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn new(config: Config, ports: Ports) -> Self {
-        let master_key = config.master_key.as_deref().map(MasterKey::new);
+        let master_key = config.master_key.as_ref().map(MasterKey::from);
         let started_ms = ports.clock.now_ms();
         let failures = StoreFailures::new(Arc::clone(&ports.clock));
         let subscribers = Subscribers::new(

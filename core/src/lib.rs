@@ -20,6 +20,7 @@ pub mod providers;
 pub mod response;
 pub mod rng;
 pub mod router;
+pub mod secret;
 pub mod sse;
 pub mod store;
 pub mod store_log;

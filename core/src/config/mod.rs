@@ -6,6 +6,7 @@
 
 mod environ;
 pub mod raw;
+pub mod redact;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::providers::ProviderId;
+use crate::secret::Secret;
 pub use raw::LitellmParams;
 
 /// Default upstream timeout, as LiteLLM's (600 s).
@@ -80,7 +82,7 @@ pub struct Config {
     aliases: HashMap<String, Vec<String>>,
     /// Aliases marked `hidden: true` are callable but not listed in `/v1/models`.
     hidden_aliases: Vec<String>,
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
     /// `router_settings.routing_strategy`, checked at load.
     pub routing_strategy: crate::router::RoutingStrategy,
     /// `router_settings.allowed_fails` / `cooldown_time`, checked at load.
@@ -180,7 +182,7 @@ impl Config {
             let mut params = params.clone();
             if params.api_key.is_none() {
                 // LiteLLM falls back to the provider's conventional variable (OPENAI_API_KEY...).
-                params.api_key = provider.api_key_env().and_then(lookup);
+                params.api_key = provider.api_key_env().and_then(lookup).map(Secret::from);
             }
             // Settings a provider reads from the environment, readable only now.
             crate::providers::fill_from_env(provider, &mut params, lookup).map_err(
@@ -211,8 +213,8 @@ impl Config {
             .general_settings
             .master_key
             .clone()
-            .or_else(|| lookup("LITELLM_MASTER_KEY"))
-            .filter(|k| !k.is_empty());
+            .or_else(|| lookup("LITELLM_MASTER_KEY").map(Secret::from))
+            .filter(|k| !k.expose().is_empty());
         let routing_strategy = crate::router::RoutingStrategy::from_settings(&raw.router_settings)?;
         let cooldown = crate::router::CooldownSettings::from_settings(&raw.router_settings)?;
         let retry = crate::router::retry::RetryPolicy::from_settings(

@@ -104,7 +104,13 @@ impl Gateway {
 
 /// Removes the deployment's key from a message (some providers echo part of it).
 fn scrub(message: &str, d: &Deployment) -> String {
-    match d.params.api_key.as_deref().filter(|k| k.len() >= 4) {
+    match d
+        .params
+        .api_key
+        .as_ref()
+        .map(|k| k.expose())
+        .filter(|k| k.len() >= 4)
+    {
         Some(key) => message.replace(key, "***"),
         None => message.to_string(),
     }

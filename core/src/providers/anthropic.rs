@@ -29,6 +29,7 @@ use crate::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ContentPart, Delta, FunctionCallDelta,
     FunctionDefinition, MessageContent, Role, ToolCallDelta, Usage,
 };
+use crate::secret::Secret;
 use crate::sse::{SseDecoder, SseEvent};
 
 pub const DEFAULT_BASE: &str = "https://api.anthropic.com";
@@ -117,7 +118,7 @@ pub(crate) fn messages_request(
         .and_then(Value::as_str)
         .unwrap_or(DEFAULT_VERSION);
     let mut headers = vec![("anthropic-version", version)];
-    if let Some(key) = d.params.api_key.as_deref() {
+    if let Some(key) = d.params.api_key.as_ref().map(Secret::expose) {
         headers.push(("x-api-key", key));
     }
     if let Some(beta) = beta {

@@ -19,9 +19,11 @@ use serde_json::Value;
 
 use super::openai_compatible::{chat_body, openai_error, with_model};
 use super::{json_post, ProviderApi};
+use crate::config::redact::ApiBase;
 use crate::config::{Deployment, LitellmParams};
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::ChatRequest;
+use crate::secret::Secret;
 
 /// The newest generally available data-plane version: it takes `stream_options`, tools,
 /// `response_format` with `json_schema`, and `max_completion_tokens`.
@@ -75,17 +77,13 @@ impl ProviderApi for Azure {
 /// `AZURE_AD_TOKEN`, as LiteLLM does (the token only when no key is configured).
 pub fn fill_from_env(params: &mut LitellmParams, lookup: &dyn Fn(&str) -> Option<String>) {
     if params.api_base.is_none() {
-        params.api_base = lookup("AZURE_API_BASE");
+        params.api_base = lookup("AZURE_API_BASE").map(ApiBase::from);
     }
     if params.api_version.is_none() {
         params.api_version = lookup("AZURE_API_VERSION");
     }
-    if params.api_key.is_none() && !params.extra.contains_key("azure_ad_token") {
-        if let Some(token) = lookup("AZURE_AD_TOKEN") {
-            params
-                .extra
-                .insert("azure_ad_token".into(), Value::String(token));
-        }
+    if params.api_key.is_none() && params.azure_ad_token.is_none() {
+        params.azure_ad_token = lookup("AZURE_AD_TOKEN").map(Secret::from);
     }
 }
 
@@ -153,13 +151,16 @@ fn post(
     let url = url(d, operation)?;
     let token = d
         .params
-        .extra
-        .get("azure_ad_token")
-        .and_then(Value::as_str)
+        .azure_ad_token
+        .as_ref()
+        .map(Secret::expose)
         .filter(|t| !t.is_empty());
     let bearer = token.map(|t| format!("Bearer {t}"));
     let mut headers: Vec<(&str, &str)> = Vec::with_capacity(1);
-    match (bearer.as_deref(), d.params.api_key.as_deref()) {
+    match (
+        bearer.as_deref(),
+        d.params.api_key.as_ref().map(Secret::expose),
+    ) {
         (Some(b), _) => headers.push(("authorization", b)),
         (None, Some(key)) => headers.push(("api-key", key)),
         (None, None) => {}

@@ -27,6 +27,7 @@ use super::{json_post, ChatStream, ProviderApi, SendContext};
 use crate::config::{Deployment, LitellmParams};
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{ChatCompletion, ChatRequest};
+use crate::secret::Secret;
 
 /// The variable LiteLLM reads a Bedrock API key from.
 pub const API_KEY_ENV: &str = "AWS_BEARER_TOKEN_BEDROCK";
@@ -37,7 +38,6 @@ const SIGNING_SERVICE: &str = "bedrock";
 
 const ACCESS_KEY_ID: &str = "aws_access_key_id";
 const SECRET_ACCESS_KEY: &str = "aws_secret_access_key";
-const SESSION_TOKEN: &str = "aws_session_token";
 const REGION: &str = "aws_region_name";
 const RUNTIME_ENDPOINT: &str = "aws_bedrock_runtime_endpoint";
 
@@ -172,7 +172,11 @@ fn post(
 ) -> Result<http::Request<Bytes>, GatewayError> {
     let body =
         serde_json::to_vec(body).map_err(|e| GatewayError::invalid_request(e.to_string()))?;
-    let bearer = d.params.api_key.as_deref().map(|k| format!("Bearer {k}"));
+    let bearer = d
+        .params
+        .api_key
+        .as_ref()
+        .map(|k| format!("Bearer {}", k.expose()));
     let mut headers = vec![("accept", accept)];
     if let Some(b) = bearer.as_deref() {
         headers.push(("authorization", b));
@@ -190,6 +194,14 @@ fn str_param<'a>(params: &'a LitellmParams, key: &str) -> Option<&'a str> {
         .filter(|s| !s.trim().is_empty())
 }
 
+/// A credential that is set and not blank.
+fn secret_param(secret: &Option<Secret>) -> Option<&str> {
+    secret
+        .as_ref()
+        .map(Secret::expose)
+        .filter(|s| !s.trim().is_empty())
+}
+
 fn credentials(d: &Deployment) -> Result<sigv4::Credentials<'_>, GatewayError> {
     let missing = |field: &str| {
         GatewayError::new(
@@ -202,9 +214,9 @@ fn credentials(d: &Deployment) -> Result<sigv4::Credentials<'_>, GatewayError> {
     };
     Ok(sigv4::Credentials {
         access_key_id: str_param(&d.params, ACCESS_KEY_ID).ok_or_else(|| missing(ACCESS_KEY_ID))?,
-        secret_access_key: str_param(&d.params, SECRET_ACCESS_KEY)
+        secret_access_key: secret_param(&d.params.aws_secret_access_key)
             .ok_or_else(|| missing(SECRET_ACCESS_KEY))?,
-        session_token: str_param(&d.params, SESSION_TOKEN),
+        session_token: secret_param(&d.params.aws_session_token),
     })
 }
 
@@ -223,13 +235,8 @@ pub fn complete_params(
             ));
         }
     }
-    for field in [
-        ACCESS_KEY_ID,
-        SECRET_ACCESS_KEY,
-        SESSION_TOKEN,
-        REGION,
-        RUNTIME_ENDPOINT,
-    ] {
+    // The secret key and session token are typed `Secret`s, checked when the file is read.
+    for field in [ACCESS_KEY_ID, REGION, RUNTIME_ENDPOINT] {
         if params
             .extra
             .get(field)
@@ -254,7 +261,7 @@ pub fn complete_params(
     }
     match (
         str_param(params, ACCESS_KEY_ID).is_some(),
-        str_param(params, SECRET_ACCESS_KEY).is_some(),
+        secret_param(&params.aws_secret_access_key).is_some(),
     ) {
         (true, true) => Ok(()),
         (true, false) => Err((
@@ -275,15 +282,9 @@ pub fn complete_params(
                 ));
             };
             params.extra.insert(ACCESS_KEY_ID.into(), Value::String(id));
-            params
-                .extra
-                .insert(SECRET_ACCESS_KEY.into(), Value::String(secret));
+            params.aws_secret_access_key = Some(Secret::from(secret));
             // The environment's session token belongs to the environment's keys only.
-            if let Some(token) = env(&["AWS_SESSION_TOKEN"]) {
-                params
-                    .extra
-                    .insert(SESSION_TOKEN.into(), Value::String(token));
-            }
+            params.aws_session_token = env(&["AWS_SESSION_TOKEN"]).map(Secret::from);
             Ok(())
         }
     }

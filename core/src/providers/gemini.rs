@@ -11,6 +11,7 @@ use super::{join_url, json_post, parse_json, ChatStream, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatCompletion, ChatRequest};
+use crate::secret::Secret;
 
 pub const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com";
 const API_VERSION: &str = "/v1beta";
@@ -73,7 +74,7 @@ fn post(d: &Deployment, method: &str, body: Vec<u8>) -> Result<http::Request<Byt
     let root = base.strip_suffix(API_VERSION).unwrap_or(base);
     let path = format!("{API_VERSION}/models/{}:{method}", model_name(d));
     let mut headers = Vec::new();
-    if let Some(key) = d.params.api_key.as_deref() {
+    if let Some(key) = d.params.api_key.as_ref().map(Secret::expose) {
         headers.push(("x-goog-api-key", key));
     }
     json_post(&join_url(root, &path), &headers, body)

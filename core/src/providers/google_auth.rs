@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::SendContext;
 use crate::error::{ErrorKind, GatewayError};
+use crate::secret::Secret;
 
 /// The scope Vertex AI needs.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -36,7 +37,7 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServiceAccount {
     pub client_email: String,
-    pub private_key: String,
+    pub private_key: Secret,
     #[serde(default)]
     pub private_key_id: Option<String>,
     #[serde(default)]
@@ -46,15 +47,15 @@ pub struct ServiceAccount {
 }
 
 impl ServiceAccount {
-    /// From `vertex_credentials`: the key file's JSON as a string or an already-parsed
-    /// mapping, or (as LiteLLM also allows, on hosts with a file system) a path to it.
-    pub fn from_credentials(credentials: &Value) -> Result<Self, GatewayError> {
-        let value = match credentials {
-            Value::Object(_) => credentials.clone(),
-            Value::String(s) if s.trim_start().starts_with('{') => serde_json::from_str(s)
-                .map_err(|e| bad_credentials(&format!("not valid JSON: {e}")))?,
-            Value::String(path) => read_key_file(path)?,
-            _ => return Err(bad_credentials("expected the service-account JSON")),
+    /// From `vertex_credentials`: the key file's JSON (the config keeps a mapping as JSON
+    /// text), or (as LiteLLM also allows, on hosts with a file system) a path to it.
+    pub fn from_credentials(credentials: &Secret) -> Result<Self, GatewayError> {
+        let text = credentials.expose();
+        let value: Value = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text)
+                .map_err(|e| bad_credentials(&format!("not valid JSON: {e}")))?
+        } else {
+            read_key_file(text)?
         };
         if value
             .get("type")
@@ -91,7 +92,7 @@ impl ServiceAccount {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let signature = rs256(&self.private_key, signing_input.as_bytes())?;
+        let signature = rs256(self.private_key.expose(), signing_input.as_bytes())?;
         Ok(format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature)
@@ -329,7 +330,7 @@ pub(crate) mod tests {
         r#"{"access_token": "ya29.test-token", "expires_in": 3599, "token_type": "Bearer"}"#;
 
     fn account() -> ServiceAccount {
-        ServiceAccount::from_credentials(&Value::String(TEST_ACCOUNT.into())).unwrap()
+        ServiceAccount::from_credentials(&Secret::from(TEST_ACCOUNT)).unwrap()
     }
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
@@ -361,7 +362,7 @@ pub(crate) mod tests {
             })
         );
         use rsa::pkcs8::DecodePrivateKey;
-        let private = rsa::RsaPrivateKey::from_pkcs8_pem(&sa.private_key).unwrap();
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(sa.private_key.expose()).unwrap();
         let verifier = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(private.to_public_key());
         let signature = rsa::pkcs1v15::Signature::try_from(
             URL_SAFE_NO_PAD.decode(pieces[2]).unwrap().as_slice(),
@@ -381,8 +382,7 @@ pub(crate) mod tests {
 
     #[test]
     fn credentials_as_mapping_string_or_path() {
-        let mapping: Value = serde_json::from_str(TEST_ACCOUNT).unwrap();
-        let from_map = ServiceAccount::from_credentials(&mapping).unwrap();
+        let from_map = ServiceAccount::from_credentials(&Secret::from(TEST_ACCOUNT)).unwrap();
         assert_eq!(
             from_map.project_id.as_deref(),
             Some("tollgate-test-project")
@@ -391,15 +391,14 @@ pub(crate) mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/src/providers/fixtures/google_auth/test_service_account.json"
         );
-        let from_path = ServiceAccount::from_credentials(&json!(path)).unwrap();
+        let from_path = ServiceAccount::from_credentials(&Secret::from(path)).unwrap();
         assert_eq!(from_path.client_email, from_map.client_email);
         for bad in [
-            json!(5),
-            json!("{nope"),
-            json!("/no/such/file.json"),
-            json!({"type": "authorized_user", "client_email": "a", "private_key": "b"}),
+            "{nope",
+            "/no/such/file.json",
+            r#"{"type": "authorized_user", "client_email": "a", "private_key": "b"}"#,
         ] {
-            let e = ServiceAccount::from_credentials(&bad).unwrap_err();
+            let e = ServiceAccount::from_credentials(&Secret::from(bad)).unwrap_err();
             assert_eq!(e.status().as_u16(), 401, "{bad}");
             assert_eq!(e.param.as_deref(), Some("vertex_credentials"));
         }

@@ -224,7 +224,7 @@ pub fn fill_from_env(
         ProviderId::Azure => azure::fill_from_env(params, lookup),
         ProviderId::Bedrock => return bedrock::complete_params(params, lookup),
         ProviderId::Cohere | ProviderId::CohereChat if params.api_key.is_none() => {
-            params.api_key = lookup("CO_API_KEY");
+            params.api_key = lookup("CO_API_KEY").map(crate::secret::Secret::from);
         }
         _ => {}
     }

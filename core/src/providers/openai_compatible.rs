@@ -10,6 +10,7 @@ use super::{join_url, json_post, unsupported, ProviderApi};
 use crate::config::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatChunk, ChatRequest, StreamOptions, Usage};
+use crate::secret::Secret;
 
 mod table;
 #[cfg(test)]
@@ -42,7 +43,12 @@ pub fn post(
     body: Vec<u8>,
 ) -> Result<http::Request<Bytes>, GatewayError> {
     let url = join_url(base_url(d), path);
-    let auth = d.params.api_key.as_deref().map(|k| format!("Bearer {k}"));
+    let auth = d
+        .params
+        .api_key
+        .as_ref()
+        .map(Secret::expose)
+        .map(|k| format!("Bearer {k}"));
     let org = d.params.extra.get("organization").and_then(Value::as_str);
     let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
     if let Some(a) = auth.as_deref() {

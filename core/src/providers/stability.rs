@@ -27,6 +27,7 @@ use super::{join_url, parse_json, unsupported, ProviderApi};
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::ChatRequest;
+use crate::secret::Secret;
 use crate::validate::parse_size;
 
 pub const DEFAULT_BASE: &str = "https://api.stability.ai";
@@ -78,7 +79,7 @@ impl ProviderApi for Stability {
         let mut b = http::Request::post(&url)
             .header(http::header::CONTENT_TYPE, content_type)
             .header(http::header::ACCEPT, "application/json");
-        if let Some(key) = d.params.api_key.as_deref() {
+        if let Some(key) = d.params.api_key.as_ref().map(Secret::expose) {
             b = b.header(http::header::AUTHORIZATION, format!("Bearer {key}"));
         }
         b.body(Bytes::from(body)).map_err(|e| {

@@ -19,6 +19,7 @@ use super::{json_post, parse_json, ChatStream, ProviderApi, SendContext};
 use crate::config::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{ChatCompletion, ChatRequest};
+use crate::secret::Secret;
 
 /// The global endpoint; regional ones are `https://{location}-aiplatform.googleapis.com`.
 pub const DEFAULT_BASE: &str = "https://aiplatform.googleapis.com";
@@ -89,7 +90,7 @@ impl ProviderApi for VertexAi {
         d: &Deployment,
         ctx: &SendContext<'_>,
     ) -> Result<http::Request<Bytes>, GatewayError> {
-        let token = match d.params.api_key.as_deref() {
+        let token = match d.params.api_key.as_ref().map(Secret::expose) {
             Some(token) => token.to_string(),
             None => {
                 let account = service_account(d)?;
@@ -141,8 +142,8 @@ fn project(d: &Deployment) -> Result<String, GatewayError> {
     }
     let from_key = d
         .params
-        .extra
-        .get("vertex_credentials")
+        .vertex_credentials
+        .as_ref()
         .and_then(|c| ServiceAccount::from_credentials(c).ok())
         .and_then(|a| a.project_id);
     from_key.ok_or_else(|| {
@@ -155,7 +156,7 @@ fn project(d: &Deployment) -> Result<String, GatewayError> {
 }
 
 fn service_account(d: &Deployment) -> Result<ServiceAccount, GatewayError> {
-    let credentials = d.params.extra.get("vertex_credentials").ok_or_else(|| {
+    let credentials = d.params.vertex_credentials.as_ref().ok_or_else(|| {
         GatewayError::new(
             ErrorKind::Authentication,
             format!(
@@ -227,10 +228,7 @@ mod tests {
 
     fn with_credentials(extra: &str) -> Deployment {
         let mut d = deployment_with(extra);
-        d.params.extra.insert(
-            "vertex_credentials".into(),
-            Value::String(TEST_ACCOUNT.into()),
-        );
+        d.params.vertex_credentials = Some(Secret::from(TEST_ACCOUNT));
         d
     }
 

@@ -1,8 +1,10 @@
 //! Plumbing shared by the store's client side (in the Worker) and its Durable Objects: calling a
-//! stub, answering a call, SQL value conversions, a compact base64, and time.
+//! stub, answering a call, SQL value conversions, base64, and time.
 
 use std::fmt::Display;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use tollgate_core::store::StoreError;
 use worker::js_sys::{Date, Uint8Array};
 use worker::{
@@ -103,61 +105,15 @@ pub(crate) fn at(ms: u64) -> ScheduledTime {
     ScheduledTime::new(Date::new(&(ms.min(MAX_SAFE) as f64).into()))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64 with padding.
 pub(crate) fn b64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    STANDARD.encode(data)
 }
 
-/// Decodes what [`b64_encode`] wrote; `None` for anything else.
+/// Decodes what [`b64_encode`] wrote; `None` for anything else (also non-canonical padding
+/// bits, which `b64_encode` never writes).
 pub(crate) fn b64_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for quad in bytes.chunks(4) {
-        let mut n = 0u32;
-        let mut pad = 0;
-        for (i, &c) in quad.iter().enumerate() {
-            let v = match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'+' => 62,
-                b'/' => 63,
-                b'=' if i >= 2 => {
-                    pad += 1;
-                    0
-                }
-                _ => return None,
-            };
-            if pad > 0 && c != b'=' {
-                return None;
-            }
-            n = (n << 6) | u32::from(v);
-        }
-        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&decoded[..3 - pad]);
-    }
-    Some(out)
+    STANDARD.decode(text).ok()
 }
 
 /// `[u32 LE length][first][rest]`: a key and a value in one binary body.

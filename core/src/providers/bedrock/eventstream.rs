@@ -212,6 +212,9 @@ pub fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
     out
 }
 
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod differential_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
 //! AWS Signature Version 4 for one request, written out because the `aws-sigv4` crate drags
-//! the Smithy runtime into the Worker bundle for what is a few hashes.
+//! the Smithy runtime into the Worker bundle for what is a few hashes. The hashes themselves
+//! come from `sha2` and `hmac`; `sigv4/differential_tests.rs` checks the result against
+//! `aws-sigv4` over many generated requests.
 //!
 //! Rules that matter here (non-S3 services such as Bedrock):
 //! - the canonical URI is the path *as sent*, URI-encoded once more: a model id sent as
@@ -9,10 +11,11 @@
 //! - time comes from the caller (the host's clock), never from the system.
 
 use bytes::Bytes;
+use hmac::{Hmac, Mac};
 use http::header::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
-use crate::error::GatewayError;
+use crate::error::{ErrorKind, GatewayError};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -53,8 +56,8 @@ pub fn sign(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         hex(&Sha256::digest(canonical.as_bytes()))
     );
-    let key = signing_key(creds.secret_access_key, &amz_date[..8], region, service);
-    let signature = hex(&hmac_sha256(&key, to_sign.as_bytes()));
+    let key = signing_key(creds.secret_access_key, &amz_date[..8], region, service)?;
+    let signature = hex(&hmac_sha256(&key, to_sign.as_bytes())?);
     let authorization = format!(
         "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         creds.access_key_id
@@ -134,25 +137,50 @@ fn collapse_spaces(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The path as sent, encoded again (non-S3 services sign the double-encoded path).
+/// The path as sent, normalized and encoded again (non-S3 services sign the normalized,
+/// double-encoded path).
 fn canonical_uri(path: &str) -> String {
-    if path.is_empty() {
-        return "/".into();
-    }
-    uri_encode(path, false)
+    uri_encode(&normalize_path(path), false)
 }
 
-/// Parameters decoded then encoded once, sorted by name then value.
+/// Every service but S3 checks the signature against the path with dot segments resolved
+/// (RFC 3986 §5.2.4) and empty segments dropped, so `/a/./b`, `/a//b` and `/x/../a/b` are all
+/// signed as `/a/b`; a trailing `/` (or a trailing `.`/`..` segment) keeps one. `aws-sigv4`
+/// and botocore do the same.
+fn normalize_path(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    let trailing = ["/", "/.", "/.."].iter().any(|t| path.ends_with(t));
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    out
+}
+
+/// Parameters decoded then encoded once, sorted by name then value. A `+` is a space, as
+/// AWS services read query strings (form encoding) and as `aws-sigv4` signs it; a literal
+/// plus travels as `%2B`.
 fn canonical_query(query: &str) -> String {
+    let decode = |s: &str| percent_decode(&s.replace('+', " "));
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                uri_encode(&percent_decode(k), true),
-                uri_encode(&percent_decode(v), true),
-            )
+            (uri_encode(&decode(k), true), uri_encode(&decode(v), true))
         })
         .collect();
     pairs.sort();
@@ -204,32 +232,29 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
-fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
-    let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k_region = hmac_sha256(&k_date, region.as_bytes());
-    let k_service = hmac_sha256(&k_region, service.as_bytes());
+fn signing_key(
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+) -> Result<[u8; 32], GatewayError> {
+    let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes())?;
+    let k_region = hmac_sha256(&k_date, region.as_bytes())?;
+    let k_service = hmac_sha256(&k_region, service.as_bytes())?;
     hmac_sha256(&k_service, b"aws4_request")
 }
 
-/// HMAC-SHA256 (RFC 2104); infallible for any key length, unlike the `hmac` crate's API.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block_key = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block_key[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block_key[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block_key.map(|k| k ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+/// HMAC-SHA256. HMAC takes keys of any length (RFC 2104), so the crate's key-length error
+/// cannot happen here; it is still mapped, never unwrapped, so signing has no panic path.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Result<[u8; 32], GatewayError> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| {
+        GatewayError::new(
+            ErrorKind::Api,
+            "cannot sign the Bedrock request: HMAC key refused",
+        )
+    })?;
+    mac.update(message);
+    Ok(mac.finalize().into_bytes().into())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -262,6 +287,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod differential_tests;
 
 #[cfg(test)]
 mod tests {
@@ -375,6 +403,55 @@ mod tests {
         assert!(canonical_request(&req).1.contains("\nhost:h.example\n"));
     }
 
+    /// Found by the differential test: `/a/../b` was signed as sent, so AWS (which resolves
+    /// dot segments and drops empty ones before checking) refused the signature.
+    #[test]
+    fn dot_segments_and_empty_segments_are_normalized_before_signing() {
+        for (path, canonical) in [
+            ("", "/"),
+            ("/", "/"),
+            ("//", "/"),
+            ("/a/./b", "/a/b"),
+            ("/a//b", "/a/b"),
+            ("/x/../a/b", "/a/b"),
+            ("/../a", "/a"),
+            ("/a/..", "/"),
+            ("/a/b/.", "/a/b/"),
+            ("/a/b/..", "/a/"),
+            ("/a/b/", "/a/b/"),
+            ("/a/b//", "/a/b/"),
+            ("/a.b/..c/...", "/a.b/..c/..."),
+            (
+                "/m/anthropic.claude-v2%3A1/x",
+                "/m/anthropic.claude-v2%253A1/x",
+            ),
+        ] {
+            assert_eq!(canonical_uri(path), canonical, "{path}");
+        }
+    }
+
+    /// Found by the differential test: a `+` in a query was signed as a literal plus
+    /// (`%2B`) where AWS reads a space (`%20`).
+    #[test]
+    fn plus_in_a_query_is_signed_as_a_space() {
+        assert_eq!(
+            canonical_query("b=x+y&a=1%2B1&c+d"),
+            "a=1%2B1&b=x%20y&c%20d="
+        );
+    }
+
+    /// Tabs count as whitespace in header values, as botocore's `' '.join(value.split())`
+    /// has it (the HTTP parser on AWS's side strips leading and trailing tabs anyway).
+    /// `aws-sigv4` trims and collapses spaces only, so the differential test uses spaces.
+    #[test]
+    fn header_tabs_are_whitespace_as_in_botocore() {
+        let req = http::Request::post("https://h.example/")
+            .header("x-t", "\ta \t b\t")
+            .body(Bytes::new())
+            .unwrap();
+        assert!(canonical_request(&req).1.contains("\nx-t:a b\n"));
+    }
+
     #[test]
     fn uri_encoding_keeps_only_unreserved() {
         assert_eq!(
@@ -389,14 +466,15 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231() {
         assert_eq!(
-            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?").unwrap()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert_eq!(
             hex(&hmac_sha256(
                 &[0xaa; 131],
                 b"Test Using Larger Than Block-Size Key - Hash Key First"
-            )),
+            )
+            .unwrap()),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }

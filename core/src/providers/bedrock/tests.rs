@@ -178,7 +178,8 @@ fn credentials_come_from_the_environment_at_load() {
     let cfg = load("bedrock/m", &env).unwrap();
     let d = &cfg.deployments[0];
     assert_eq!(d.params.extra["aws_access_key_id"], "ENVKEY");
-    assert_eq!(d.params.extra["aws_session_token"], "envtoken");
+    let token = d.params.aws_session_token.as_ref().map(|t| t.expose());
+    assert_eq!(token, Some("envtoken"));
     assert_eq!(d.params.extra["aws_region_name"], "ap-south-1");
     let r = authorize(Bedrock.chat_request(&simple(json!({})), d).unwrap(), d);
     let auth = r.headers()["authorization"].to_str().unwrap();
@@ -189,13 +190,20 @@ fn credentials_come_from_the_environment_at_load() {
         &env,
     )
     .unwrap();
-    let p = &cfg.deployments[0].params.extra;
-    assert_eq!(p["aws_access_key_id"], "CFG");
-    assert!(p.get("aws_session_token").is_none());
-    assert_eq!(p["aws_region_name"], "us-east-2");
+    let p = &cfg.deployments[0].params;
+    assert_eq!(p.extra["aws_access_key_id"], "CFG");
+    assert!(p.aws_session_token.is_none());
+    assert_eq!(p.extra["aws_region_name"], "us-east-2");
     // AWS_BEARER_TOKEN_BEDROCK is the api_key LiteLLM reads.
     let cfg = load("bedrock/m", &[("AWS_BEARER_TOKEN_BEDROCK", "brk")]).unwrap();
-    assert_eq!(cfg.deployments[0].params.api_key.as_deref(), Some("brk"));
+    assert_eq!(
+        cfg.deployments[0]
+            .params
+            .api_key
+            .as_ref()
+            .map(|k| k.expose()),
+        Some("brk")
+    );
 }
 
 #[test]
@@ -223,7 +231,7 @@ fn missing_credentials_are_config_errors_naming_the_field() {
 #[test]
 fn a_deployment_without_keys_is_a_401_at_send_time() {
     let mut d = signed();
-    d.params.extra.remove("aws_secret_access_key");
+    d.params.aws_secret_access_key = None;
     let r = Bedrock.chat_request(&simple(json!({})), &d).unwrap();
     let ctx = SendContext {
         clock: &FakeClock(AtomicU64::new(0)),

@@ -444,6 +444,13 @@ fn too_many_tokens_is_a_context_window_error() {
 fn co_api_key_is_read_when_cohere_api_key_is_not() {
     let yaml = "model_list:\n  - model_name: c\n    litellm_params: {model: cohere/command-r}\n";
     let cfg = Config::from_yaml(yaml, &|n| (n == "CO_API_KEY").then(|| "co".to_string())).unwrap();
-    assert_eq!(cfg.deployments[0].params.api_key.as_deref(), Some("co"));
+    assert_eq!(
+        cfg.deployments[0]
+            .params
+            .api_key
+            .as_ref()
+            .map(|k| k.expose()),
+        Some("co")
+    );
     assert_eq!(cfg.deployments[0].provider.prefix(), "cohere");
 }

@@ -77,7 +77,11 @@ fn key_variables_are_read_when_no_key_is_configured() {
         let lookup = |name: &str| (name == c.key_env).then(|| format!("from-{name}"));
         let cfg = Config::from_yaml(&yaml, &lookup).unwrap();
         assert_eq!(
-            cfg.deployments[0].params.api_key.as_deref(),
+            cfg.deployments[0]
+                .params
+                .api_key
+                .as_ref()
+                .map(|k| k.expose()),
             Some(format!("from-{}", c.key_env).as_str()),
             "{}",
             c.prefix

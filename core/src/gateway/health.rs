@@ -39,7 +39,7 @@ impl Gateway {
         for (d, (latency_ms, outcome)) in self.config.deployments.iter().zip(results) {
             let mut entry =
                 json!({"model": d.model_name, "model_id": d.id, "latency_ms": latency_ms});
-            if let Some(base) = d.params.api_base.as_deref().or(d.provider.default_base()) {
+            if let Some(base) = super::respond::shown_api_base(d) {
                 entry["api_base"] = json!(base);
             }
             match outcome {

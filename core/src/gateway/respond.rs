@@ -48,10 +48,22 @@ pub(super) fn with_deployment_headers(
         &retries.to_string(),
     );
     set_header(&mut resp, "x-litellm-model-group", group);
-    if let Some(base) = d.params.api_base.as_deref().or(d.provider.default_base()) {
-        set_header(&mut resp, "x-litellm-model-api-base", base);
+    if let Some(base) = shown_api_base(d) {
+        set_header(&mut resp, "x-litellm-model-api-base", &base);
     }
     resp
+}
+
+/// The deployment's api base as it may be shown (headers, `/health`): the configured or
+/// default URL without credentials an operator put in it (`user:pw@`, or a query string such
+/// as `?key=`).
+pub(super) fn shown_api_base(d: &Deployment) -> Option<String> {
+    let base = d.params.api_base.as_deref().or(d.provider.default_base())?;
+    let base = crate::secret::redact_url_userinfo(base).unwrap_or_else(|| base.to_string());
+    Some(match base.split_once('?') {
+        Some((path, _)) => path.to_string(),
+        None => base,
+    })
 }
 
 /// Sets a header, skipping values that are not valid header text (a group name never fails
@@ -64,4 +76,21 @@ pub(super) fn set_header(resp: &mut GatewayResponse, name: &'static str, value: 
 
 pub(super) fn model_object(name: &str) -> Value {
     json!({"id": name, "object": "model", "created": 1_677_610_602u64, "owned_by": "openai"})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_an_api_base_are_never_shown() {
+        let yaml = "model_list:
+  - model_name: g
+    litellm_params: {model: openai/m, api_key: k, api_base: \"https://bob:hunter2@llm.example/v1?key=abc\"}
+";
+        let cfg = crate::Config::from_yaml(yaml, &|_| None).unwrap();
+        let shown = shown_api_base(&cfg.deployments[0]).unwrap();
+        assert!(!shown.contains("hunter2") && !shown.contains("bob") && !shown.contains("abc"));
+        assert!(shown.contains("llm.example/v1"), "{shown}");
+    }
 }

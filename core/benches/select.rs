@@ -93,7 +93,15 @@ fn bench_pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
     for strategy in ["simple-shuffle", "usage-based-routing-v2"] {
         let cfg = config(strategy);
-        let session = RouteSession::new(&cfg, &store, &failures, "g", 100).expect("group exists");
+        let session = RouteSession::new(
+            cfg.deployments_for("g"),
+            cfg.route_settings(),
+            &store,
+            &failures,
+            "g",
+            100,
+        )
+        .expect("group exists");
         let mut rng = Rng::seeded(11);
         group.bench_function(strategy, |b| {
             b.iter(|| {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::Usage;
 use crate::ports::{AfterResponse, Clock, MaybeSend, MaybeSync, Task};

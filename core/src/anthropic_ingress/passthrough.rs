@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::error::put_event;
 use super::stream::EventSource;
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{PromptTokensDetails, Usage};
 use crate::providers::anthropic::{anthropic_error, messages_request};

@@ -5,7 +5,11 @@
 //! A bad config is an error at start-up, never at request time.
 
 mod environ;
+pub mod error;
 pub mod raw;
+
+pub use error::ConfigError;
+pub(crate) use raw::number;
 pub mod redact;
 
 use std::collections::HashMap;
@@ -13,64 +17,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::providers::ProviderId;
+pub use crate::deployment::Deployment;
+use crate::deployment::ProviderId;
 use crate::secret::Secret;
 pub use raw::LitellmParams;
 
 /// Default upstream timeout, as LiteLLM's (600 s).
 const DEFAULT_TIMEOUT_SECS: f64 = 600.0;
-
-/// Why a config was refused, with the field path at fault (`model_list[2].litellm_params.model`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    pub path: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn at(path: &str, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: if path.is_empty() {
-                "<root>".into()
-            } else {
-                path.to_string()
-            },
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "invalid config at {}: {}", self.path, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// One upstream a model group can send to: a `model_list` entry, resolved.
-#[derive(Debug, Clone)]
-pub struct Deployment {
-    /// Stable across instances: `model_info.id`, else a hash of name, model and api_base
-    /// (`x-litellm-model-id`, and the key of its routing state).
-    pub id: String,
-    /// The `model_name` clients ask for.
-    pub model_name: String,
-    pub provider: ProviderId,
-    /// The model name the provider knows (after the `provider/` prefix).
-    pub upstream_model: String,
-    pub params: LitellmParams,
-    pub model_info: Map<String, Value>,
-    /// Request parameters the operator set in `litellm_params` (`temperature`, `max_tokens`...);
-    /// a client's own value wins.
-    pub request_defaults: Map<String, Value>,
-    pub drop_params: bool,
-    /// Bound on the whole call (`litellm_params.timeout`, else the global timeout, else 600 s).
-    pub timeout_ms: u64,
-    /// Bound on the wait for a stream's first byte (`litellm_params.stream_timeout`, else
-    /// `router_settings.stream_timeout`); `None` leaves streams under `timeout_ms`.
-    pub stream_timeout_ms: Option<u64>,
-}
 
 /// A validated config, shared by every request of an instance.
 #[derive(Debug)]
@@ -116,6 +69,15 @@ const REQUEST_DEFAULT_KEYS: &[&str] = &[
 ];
 
 impl Config {
+    /// What routing within one group reads from the config.
+    pub fn route_settings(&self) -> crate::router::RouteSettings {
+        crate::router::RouteSettings {
+            strategy: self.routing_strategy,
+            cooldown: self.cooldown,
+            pre_call_checks: self.pre_call_checks,
+        }
+    }
+
     /// Parses `yaml`, resolving `os.environ/NAME` through `lookup` (the process environment, or a
     /// Worker's vars and secrets). `environment_variables` in the file take precedence, as in
     /// LiteLLM, which copies them into the environment at start-up.
@@ -204,7 +166,7 @@ impl Config {
                 timeout_ms: (timeout * 1000.0) as u64,
                 stream_timeout_ms: stream_timeout.map(|s| (s * 1000.0) as u64),
             };
-            deployment.id = crate::router::state::deployment_id(&deployment);
+            deployment.id = crate::deployment::deployment_id(&deployment);
             deployments.push(Arc::new(deployment));
         }
         let (aliases, hidden_aliases) = parse_aliases(&raw.router_settings.model_group_alias)?;
@@ -322,15 +284,6 @@ impl GlobalTimeouts {
             timeout,
             stream_timeout: read(router, "stream_timeout", "router_settings.stream_timeout")?,
         })
-    }
-}
-
-/// A number, or a string holding one (values substituted from `os.environ/` are strings).
-pub(crate) fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 

@@ -16,7 +16,7 @@ use super::respond::{full_json, sse_response, GatewayResponse};
 use super::upstream::{copy_request, first_bytes, read_all, stream_idle_ms, within, IdleDeadline};
 use super::work::Work;
 use super::Gateway;
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ids::new_id;
 use crate::openai::{ChatRequest, Usage};

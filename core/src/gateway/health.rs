@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{json_response, read_all, Gateway, GatewayResponse, VERSION};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::providers::mock::Mock;
 use crate::providers::{ProviderApi, ProviderId};

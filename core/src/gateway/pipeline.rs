@@ -158,7 +158,8 @@ impl Gateway {
         scope: &mut Scope,
     ) -> Result<GatewayResponse, GatewayError> {
         let mut session = RouteSession::new(
-            &self.config,
+            self.config.deployments_for(group),
+            self.config.route_settings(),
             self.store.as_ref(),
             &self.store_failures,
             group,

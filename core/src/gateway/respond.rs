@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 pub use crate::response::{
     error_response, full_json, json_response, sse_response, GatewayResponse, ResponseBody,
 };

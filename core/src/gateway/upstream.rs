@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use http::header;
 
 use super::Gateway;
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::ports::{BodyStream, Clock, Task, TransportError};
 use crate::providers::{ProviderApi, SendContext};

@@ -23,7 +23,7 @@ use super::{
     from_upstream, join_url, json_post, parse_json, single_choice, stream_cut, ChatStream,
     ProviderApi, StreamTranslator,
 };
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ContentPart, Delta, FunctionCallDelta,

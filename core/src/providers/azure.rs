@@ -19,8 +19,9 @@ use serde_json::Value;
 
 use super::openai_compatible::{chat_body, openai_error, with_model};
 use super::{json_post, ProviderApi};
+use crate::config::raw::LitellmParams;
 use crate::config::redact::ApiBase;
-use crate::config::{Deployment, LitellmParams};
+use crate::deployment::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::ChatRequest;
 use crate::secret::Secret;

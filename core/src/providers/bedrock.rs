@@ -24,7 +24,8 @@ use serde_json::Value;
 
 use super::openai_compatible::fallback_message;
 use super::{json_post, ChatStream, ProviderApi, SendContext};
-use crate::config::{Deployment, LitellmParams};
+use crate::config::raw::LitellmParams;
+use crate::deployment::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{ChatCompletion, ChatRequest};
 use crate::secret::Secret;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::gemini_format::{self, to_vec, GeminiStream};
 use super::{join_url, json_post, parse_json, ChatStream, ProviderApi};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatCompletion, ChatRequest};
 use crate::secret::Secret;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{json_post, ProviderApi};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::ChatRequest;
 use crate::ports::{BodyStream, TransportError};

@@ -37,116 +37,13 @@ mod test_support;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::config::Deployment;
+use crate::deployment::Deployment;
+pub use crate::deployment::ProviderId;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{ChatChunk, ChatCompletion, ChatRequest, Usage};
 use crate::ports::{BodyStream, Clock, HttpClient, MaybeSend};
-use openai_compatible::CompatibleProvider;
-
-/// Which API a deployment speaks, from the `provider/` prefix of `litellm_params.model`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ProviderId {
-    /// OpenAI itself or a service that speaks its API.
-    OpenAiCompatible(&'static CompatibleProvider),
-    /// OpenAI's legacy `/v1/completions` models (`text-completion-openai/`).
-    TextCompletionOpenAi,
-    Anthropic,
-    /// Google AI Studio's Gemini API (`gemini/`).
-    Gemini,
-    /// Gemini on Google Cloud Vertex AI (`vertex_ai/`, `vertex_ai_beta/`).
-    VertexAi,
-    /// Amazon Bedrock (Converse; InvokeModel for embeddings), SigV4-signed.
-    Bedrock,
-    /// Cohere's v2 chat and embed API (`cohere/` and `cohere_chat/` both use it).
-    Cohere,
-    CohereChat,
-    /// Ollama's `/api/generate` (`ollama/`).
-    Ollama,
-    /// Ollama's `/api/chat` (`ollama_chat/`).
-    OllamaChat,
-    /// Azure OpenAI: OpenAI's wire format under a deployment path.
-    Azure,
-    /// Stability AI's v2beta Stable Image API (image generation only).
-    Stability,
-    /// Built-in canned answers (LiteLLM's `mock_response`): works offline, with no key.
-    Mock,
-    /// A LiteLLM provider prefix Tollgate accepts in config but does not translate yet;
-    /// requests to it fail with a clear 501 instead of the config being refused.
-    NotYetTranslated(&'static str),
-}
-
-/// LiteLLM prefixes that load but are not translated in this version.
-const NOT_YET_TRANSLATED: &[&str] = &[
-    "azure_ai",
-    "replicate",
-    "sagemaker",
-    "watsonx",
-    "aleph_alpha",
-    "palm",
-    "vertex_ai_anthropic",
-];
 
 impl ProviderId {
-    /// Splits `provider/upstream-model`. A bare name is inferred the way LiteLLM does for the
-    /// best-known families (`gpt-*` → openai, `claude-*` → anthropic).
-    pub fn parse(model: &str) -> Result<(ProviderId, &str), String> {
-        let model = model.trim();
-        if model.is_empty() {
-            return Err("must not be empty; expected provider/model, e.g. openai/gpt-4o".into());
-        }
-        let Some((prefix, rest)) = model.split_once('/') else {
-            return infer_bare(model).map(|p| (p, model)).ok_or_else(|| {
-                format!("{model:?} has no provider prefix; expected provider/model, e.g. openai/{model}")
-            });
-        };
-        if rest.is_empty() {
-            return Err(format!(
-                "{model:?} names no model after the provider prefix"
-            ));
-        }
-        let id = match prefix {
-            "anthropic" => ProviderId::Anthropic,
-            "gemini" => ProviderId::Gemini,
-            "vertex_ai" | "vertex_ai_beta" => ProviderId::VertexAi,
-            "bedrock" => ProviderId::Bedrock,
-            "cohere" => ProviderId::Cohere,
-            "cohere_chat" => ProviderId::CohereChat,
-            "ollama" => ProviderId::Ollama,
-            "ollama_chat" => ProviderId::OllamaChat,
-            "azure" => ProviderId::Azure,
-            "stability" => ProviderId::Stability,
-            "mock" => ProviderId::Mock,
-            "text-completion-openai" => ProviderId::TextCompletionOpenAi,
-            p => match openai_compatible::find(p) {
-                Some(c) => ProviderId::OpenAiCompatible(c),
-                None => match NOT_YET_TRANSLATED.iter().find(|n| **n == p) {
-                    Some(n) => ProviderId::NotYetTranslated(n),
-                    None => return Err(format!("unknown provider prefix {p:?} in {model:?}")),
-                },
-            },
-        };
-        Ok((id, rest))
-    }
-
-    pub fn prefix(&self) -> &'static str {
-        match self {
-            ProviderId::OpenAiCompatible(c) => c.prefix,
-            ProviderId::TextCompletionOpenAi => "text-completion-openai",
-            ProviderId::Anthropic => "anthropic",
-            ProviderId::Gemini => "gemini",
-            ProviderId::VertexAi => "vertex_ai",
-            ProviderId::Bedrock => "bedrock",
-            ProviderId::Cohere => "cohere",
-            ProviderId::CohereChat => "cohere_chat",
-            ProviderId::Ollama => "ollama",
-            ProviderId::OllamaChat => "ollama_chat",
-            ProviderId::Azure => "azure",
-            ProviderId::Stability => "stability",
-            ProviderId::Mock => "mock",
-            ProviderId::NotYetTranslated(p) => p,
-        }
-    }
-
     /// Where requests go when `api_base` is not set (`None` for in-process providers).
     pub fn default_base(&self) -> Option<&'static str> {
         match self {
@@ -217,7 +114,7 @@ impl ProviderId {
 /// win. An error names the `litellm_params` field that is missing or wrong.
 pub fn fill_from_env(
     provider: ProviderId,
-    params: &mut crate::config::LitellmParams,
+    params: &mut crate::config::raw::LitellmParams,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), (&'static str, String)> {
     match provider {
@@ -229,27 +126,6 @@ pub fn fill_from_env(
         _ => {}
     }
     Ok(())
-}
-
-fn infer_bare(model: &str) -> Option<ProviderId> {
-    const OPENAI: &[&str] = &[
-        "gpt-",
-        "o1",
-        "o3",
-        "o4",
-        "chatgpt-",
-        "text-embedding-",
-        "davinci",
-        "babbage",
-        "dall-e",
-    ];
-    if OPENAI.iter().any(|p| model.starts_with(p)) {
-        return openai_compatible::find("openai").map(ProviderId::OpenAiCompatible);
-    }
-    if model.starts_with("claude") {
-        return Some(ProviderId::Anthropic);
-    }
-    None
 }
 
 /// Translates one upstream stream into OpenAI chunks. Created per request; fed raw bytes as

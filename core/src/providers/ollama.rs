@@ -15,7 +15,7 @@ use super::ollama_common::{
     made_up_id, ollama_error, parse_answer, post, Answer, OllamaChatStream, OllamaTextStream,
 };
 use super::{single_choice, ChatStream, ProviderApi, TextStream};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatCompletion, ChatMessage, ChatRequest, Role};
 

@@ -15,7 +15,7 @@ use super::ollama_common::{
 };
 use super::tool_arguments;
 use super::{single_choice, ChatStream, ProviderApi};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatCompletion, ChatMessage, ChatRequest, Role, Tool};
 

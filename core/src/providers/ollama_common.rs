@@ -15,7 +15,7 @@ use super::openai_compatible::fallback_message;
 use super::text_completion::TextChunk;
 use super::tool_arguments;
 use super::{join_url, json_post, parse_json, stream_cut, StreamChunk, StreamTranslator};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{
     AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Delta, FunctionCall,

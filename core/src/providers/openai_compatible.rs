@@ -7,19 +7,16 @@ use serde_json::Value;
 
 use super::openai_stream::{OpenAiFormatChunk, OpenAiFormatStream};
 use super::{join_url, json_post, unsupported, ProviderApi};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatChunk, ChatRequest, StreamOptions, Usage};
 use crate::secret::Secret;
 
-mod table;
+pub use crate::deployment::compatible_table::{find, CompatibleProvider, COMPATIBLE};
+
+// The table's rows, tested through the provider that reads them.
 #[cfg(test)]
 mod table_tests;
-pub use table::{CompatibleProvider, COMPATIBLE};
-
-pub fn find(prefix: &str) -> Option<&'static CompatibleProvider> {
-    COMPATIBLE.iter().find(|c| c.prefix == prefix)
-}
 
 fn provider(d: &Deployment) -> &'static CompatibleProvider {
     match d.provider {

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use super::multipart::Form;
 use super::openai_compatible::fallback_message;
 use super::{join_url, parse_json, unsupported, ProviderApi};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::ChatRequest;
 use crate::secret::Secret;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::openai_compatible::{post, with_model};
 use super::openai_stream::{OpenAiFormatChunk, OpenAiFormatStream};
 use super::{unsupported, ProviderApi, StreamChunk};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatRequest, Usage};
 

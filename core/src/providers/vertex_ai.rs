@@ -16,7 +16,7 @@ use super::gemini::{embedding_list, embedding_texts};
 use super::gemini_format::{self, to_vec, GeminiStream};
 use super::google_auth::{ServiceAccount, TokenCache, CLOUD_PLATFORM_SCOPE};
 use super::{json_post, parse_json, ChatStream, ProviderApi, SendContext};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::openai::{ChatCompletion, ChatRequest};
 use crate::secret::Secret;

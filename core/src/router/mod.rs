@@ -20,3 +20,12 @@ pub mod strategy;
 pub use crate::rng::Rng;
 pub use select::{choose, Candidate, Selection};
 pub use strategy::{CooldownSettings, RoutingStrategy};
+
+/// What routing within one group reads from the config (so the router needs no `Config`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RouteSettings {
+    pub strategy: RoutingStrategy,
+    pub cooldown: CooldownSettings,
+    /// `enable_pre_call_checks`: skip deployments whose `max_input_tokens` the prompt exceeds.
+    pub pre_call_checks: bool,
+}

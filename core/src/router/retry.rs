@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::error::ConfigError;
 use crate::config::raw::RouterSettings;
-use crate::config::ConfigError;
 use crate::error::{ErrorKind, GatewayError};
 use crate::rng::Rng;
 

@@ -1,10 +1,10 @@
 //! The choice itself: pure, over figures the caller has already read from the Store
 //! ([`crate::router::state::load_candidates`]), so it is deterministic for a given seed.
 
-use crate::config::number;
+use crate::config::raw::number;
 
 use super::strategy::RoutingStrategy;
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::rng::Rng;
 
 /// One deployment of the group, with the figures the strategies need.

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::select::{choose, Candidate, Selection};
 use super::state::{self, Figures};
 use super::strategy::{CooldownSettings, RoutingStrategy};
-use crate::config::{Config, Deployment};
+use super::RouteSettings;
+use crate::deployment::Deployment;
 use crate::error::{ErrorKind, GatewayError};
 use crate::rng::Rng;
 use crate::store::Store;
@@ -69,22 +70,22 @@ pub struct RouteSession<'a> {
 }
 
 impl<'a> RouteSession<'a> {
-    /// The deployments of `group` (a group or an alias) that can take a prompt of about
+    /// The deployments of `group` (`all`: the group's, or an alias's) that can take a prompt of about
     /// `prompt_tokens`. Errors: unknown model (404), or every deployment's
     /// `max_input_tokens` is below the prompt (`context_length_exceeded`, so
     /// `context_window_fallbacks` apply).
     pub fn new(
-        config: &'a Config,
+        all: Vec<&'a Arc<Deployment>>,
+        settings: RouteSettings,
         store: &'a dyn Store,
         failures: &'a StoreFailures,
         group: &'a str,
         prompt_tokens: u64,
     ) -> Result<Self, GatewayError> {
-        let all = config.deployments_for(group);
         if all.is_empty() {
             return Err(unknown_model(group));
         }
-        let deployments = if config.pre_call_checks {
+        let deployments = if settings.pre_call_checks {
             within_context_window(all, prompt_tokens, group)?
         } else {
             all
@@ -92,9 +93,9 @@ impl<'a> RouteSession<'a> {
         Ok(RouteSession {
             store,
             failures,
-            strategy: config.routing_strategy,
-            cooldown: config.cooldown,
-            figures: Figures::for_strategy(&config.routing_strategy),
+            strategy: settings.strategy,
+            cooldown: settings.cooldown,
+            figures: Figures::for_strategy(&settings.strategy),
             group_name: group,
             deployments,
             failed: Vec::new(),
@@ -235,7 +236,7 @@ fn within_context_window<'a>(
     let limit = |d: &Deployment| {
         d.model_info
             .get("max_input_tokens")
-            .and_then(crate::config::number)
+            .and_then(crate::config::raw::number)
             .map(|n| n as u64)
     };
     let largest = all.iter().filter_map(|d| limit(d)).max();

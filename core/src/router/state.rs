@@ -11,12 +11,10 @@
 //! - `router:cooldown:<id>`: a record whose TTL is the cooldown.
 
 use futures_util::future::try_join_all;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::select::Candidate;
 use super::strategy::{CooldownSettings, RoutingStrategy};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::store::window::windowed;
 use crate::store::{Store, StoreError};
 
@@ -28,31 +26,6 @@ pub const WINDOW_MS: u64 = 60_000;
 /// creation; an expiry during traffic loses at most the requests then in flight, and reads
 /// never go below 0.)
 pub const IN_FLIGHT_TTL_MS: u64 = 10 * 60_000;
-
-/// A deployment's id: `model_info.id` when set (LiteLLM's field), else the first 16 bytes of
-/// SHA-256 over (model_name, litellm_params.model, api_base), hex-encoded. Stable across
-/// instances and restarts as long as those three do not change.
-pub fn deployment_id(deployment: &Deployment) -> String {
-    match deployment.model_info.get("id") {
-        Some(Value::String(s)) if !s.is_empty() => return s.clone(),
-        Some(Value::Number(n)) => return n.to_string(),
-        _ => {}
-    }
-    let mut h = Sha256::new();
-    for part in [
-        deployment.model_name.as_str(),
-        deployment.params.model.as_str(),
-        deployment.params.api_base.as_deref().unwrap_or(""),
-    ] {
-        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Which shared figures a strategy steers by. Only those are read before a pick and written
 /// after a call, so the default strategy costs one cooldown read per multi-deployment group
@@ -321,6 +294,7 @@ mod tests {
     use futures_executor::block_on;
 
     use super::*;
+    use crate::deployment::deployment_id;
     use crate::ports::Clock;
     use crate::store::conformance::ManualClock;
     use crate::store::memory::MemoryStore;

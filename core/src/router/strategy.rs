@@ -3,8 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::error::ConfigError;
+use crate::config::raw::number;
 use crate::config::raw::RouterSettings;
-use crate::config::{number, ConfigError};
 
 /// How a deployment is picked among a model group's deployments.
 ///

@@ -15,7 +15,7 @@ use crate::anthropic_ingress::stream::{
     AnthropicSse, ChunkToEvents, EventSource, TranslatedEvents,
 };
 use crate::anthropic_ingress::MessagesRequest;
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::gateway::options::RequestOptions;
 use crate::gateway::pipeline::Scope;

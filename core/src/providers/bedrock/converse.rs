@@ -14,7 +14,7 @@ use super::super::function_tools::function_tools;
 use super::super::turns::Turns;
 use super::super::{claude_answer, tool_arguments};
 use super::super::{from_upstream, parse_json, single_choice};
-use crate::config::Deployment;
+use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{
     ChatCompletion, ChatMessage, ChatRequest, ContentPart, MessageContent, Role, Usage,

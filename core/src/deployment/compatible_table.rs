@@ -361,3 +361,8 @@ pub static COMPATIBLE: &[CompatibleProvider] = &[
     )
     .with_images(),
 ];
+
+/// The row for a LiteLLM prefix.
+pub fn find(prefix: &str) -> Option<&'static CompatibleProvider> {
+    COMPATIBLE.iter().find(|c| c.prefix == prefix)
+}

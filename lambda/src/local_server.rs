@@ -84,9 +84,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let gateway = Arc::clone(&gateway);
         let service = service_fn(move |req| handle(Arc::clone(&gateway), req));
-        let connection = graceful.watch(
-            http1::Builder::new().serve_connection(TokioIo::new(stream), service),
-        );
+        let connection =
+            graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");

@@ -29,9 +29,13 @@ impl Bounds {
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Bounds, String> {
         let grace = match lookup("TOLLGATE_SHUTDOWN_GRACE_SECS") {
             None => DEFAULT_GRACE,
-            Some(v) => v.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| {
-                format!("TOLLGATE_SHUTDOWN_GRACE_SECS must be whole seconds, not {v:?}")
-            })?,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| {
+                    format!("TOLLGATE_SHUTDOWN_GRACE_SECS must be whole seconds, not {v:?}")
+                })?,
         };
         Ok(Bounds {
             grace,

@@ -10,7 +10,10 @@
 //!
 //! The upstream is a small OpenAI-compatible server in this file that streams a chosen number
 //! of events at a chosen pace (`drip-<ms>-x<count>` in the model name), so the cases control
-//! how long a stream lasts. Without the drain (exit at the signal), every case fails.
+//! how long a stream lasts. Where a settlement is quick enough to win a race against the
+//! exit by luck, Redis holds writes (`CLIENT PAUSE ... WRITE`) for a moment so the settlement
+//! is surely still running when the process would exit. Exiting at the signal fails every
+//! case; skipping only the wait for after-response work fails the last two.
 
 #[allow(dead_code)]
 #[path = "../src/test_support.rs"]
@@ -68,9 +71,12 @@ impl Gateway {
         let log = dir.join(format!("{name}.log"));
         let port = free_port();
         let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(&config_path)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+        cmd.arg("--config").arg(&config_path).args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ]);
         for var in [
             "TOLLGATE_CONFIG",
             "TOLLGATE_CONFIG_YAML",
@@ -164,7 +170,10 @@ impl OpenStream {
             seen: String::new(),
         };
         while !stream.seen.contains("data: {") {
-            assert!(stream.read_some(), "the stream ended before its first event");
+            assert!(
+                stream.read_some(),
+                "the stream ended before its first event"
+            );
         }
         assert!(
             stream.seen.starts_with("HTTP/1.1 200"),
@@ -219,6 +228,22 @@ fn in_flight(redis_port: u16, ids: &[&str]) -> i64 {
         }
         total
     })
+}
+
+/// How long [`pause_writes`] holds the settlement in the client-left case.
+const SETTLEMENT_HELD: Duration = Duration::from_millis(300);
+
+/// `CLIENT PAUSE <ms> WRITE`: Redis holds every client's writes (the gateway's settlement
+/// among them) for `hold`, reads go on.
+fn pause_writes(redis_port: u16, hold: Duration) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{redis_port}")).unwrap();
+    let mut connection = client.get_connection().expect("connect to redis-server");
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(hold.as_millis() as u64)
+        .arg("WRITE")
+        .query::<()>(&mut connection)
+        .expect("CLIENT PAUSE");
 }
 
 // ---------------------------------------------------------------- the upstream
@@ -350,10 +375,13 @@ fn a_client_that_left_just_before_sigterm_is_settled_before_exit() {
     let stream = OpenStream::open(gateway.port, "long");
     assert_eq!(in_flight(redis.port, &LONG_IDS), 1, "the request counts");
 
-    // The gateway notices the client is gone at its next write (tens of ms away), after the
-    // signal: the settlement is handed over while the process is already shutting down.
+    // Redis holds writes for a moment (shorter than the gateway's 500 ms Store timeout), so
+    // the settlement of the client that leaves now is surely still running at SIGTERM: it
+    // must be waited for, or it is lost with the process.
+    pause_writes(redis.port, SETTLEMENT_HELD);
     let _ = stream.socket.shutdown(std::net::Shutdown::Both);
     drop(stream);
+    std::thread::sleep(Duration::from_millis(50));
     gateway.terminate();
     let status = gateway.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "exit status {status}");
@@ -381,6 +409,13 @@ fn a_stream_past_the_grace_bound_is_dropped_and_still_settled() {
 
     let signalled = Instant::now();
     gateway.terminate();
+    // Hold Redis writes across the end of the grace period, so the settlement of the stream
+    // dropped then is still running when the connections are gone: the exit must wait for it.
+    let redis_port = redis.port;
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(grace - Duration::from_millis(200));
+        pause_writes(redis_port, Duration::from_millis(400));
+    });
     let text = stream.read_to_end();
     let cut_after = signalled.elapsed();
     assert!(!text.contains("[DONE]"), "a 30 s stream cannot have ended");
@@ -390,6 +425,7 @@ fn a_stream_past_the_grace_bound_is_dropped_and_still_settled() {
     );
     let status = gateway.wait_exit(Duration::from_secs(4));
     let exited_after = signalled.elapsed();
+    holder.join().unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(
         exited_after < grace + Duration::from_secs(3),

@@ -1006,7 +1006,10 @@ mod tests {
             .iter()
             .filter(|e| e.windows(9).any(|w| w == b"\"content\""))
             .count();
-        assert!(content > crate::logic::DRIP_WORDS, "{content} content events");
+        assert!(
+            content > crate::logic::DRIP_WORDS,
+            "{content} content events"
+        );
         assert_eq!(events.last().unwrap().as_ref(), SSE_DONE);
     }
 

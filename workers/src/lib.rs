@@ -8,6 +8,8 @@ mod convert;
 mod entropy;
 mod http_client;
 pub mod store;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -34,6 +36,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     #[cfg(feature = "store-conformance")]
     if req.path() == store::conformance::ROUTE {
         return store::conformance::run(&env).await;
+    }
+    // Test builds only (`--features test-hooks`): read what the gateway wrote.
+    #[cfg(feature = "test-hooks")]
+    if req.path().starts_with(test_hooks::PREFIX) {
+        return test_hooks::handle(&req, &env).await;
     }
     let gateway = instance(&env);
     let response = match gateway.as_ref() {

@@ -4,7 +4,7 @@
 //! On SIGTERM / Ctrl-C: the listener closes at once (new connections are refused); open
 //! requests, streams included, may finish within the grace bound while idle keep-alive
 //! connections close cleanly (hyper's graceful shutdown); connections still open at the bound
-//! are dropped, which hands their streams' settlement to the after-response tracker; then every
+//! (or at a second signal) are dropped, which hands their streams' settlement to the after-response tracker; then every
 //! pending after-response task runs to completion (bounded too), and `run` returns.
 
 use std::future::Future;
@@ -51,22 +51,25 @@ pub async fn run(
     // Scripts wait for this line to know the server is ready (and which port it got).
     println!("Tollgate listening on http://{bound}");
     tracing::info!(%bound, "listening");
-    serve(listener, gateway, after, bounds, shutdown::signal()).await;
+    serve(listener, gateway, after, bounds, shutdown::signal).await;
     Ok(())
 }
 
-/// Accepts connections until `stop` resolves, then drains: see the module docs.
-pub async fn serve(
+/// Accepts connections until a `stop()` future resolves, then drains: see the module docs. A
+/// second `stop()` during the grace period ends it early (once the process handles SIGINT,
+/// Ctrl-C no longer kills it, so a second Ctrl-C must mean "now").
+pub async fn serve<F: Future<Output = ()>>(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     after: &TrackedAfterResponse,
     bounds: Bounds,
-    stop: impl Future<Output = ()>,
+    stop: impl Fn() -> F,
 ) {
     let graceful = GracefulShutdown::new();
     // Every connection's task, so the ones still open at the grace bound can be dropped.
     let mut connections = JoinSet::new();
-    tokio::pin!(stop);
+    let first = stop();
+    tokio::pin!(first);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -78,7 +81,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut stop => break,
+            () = &mut first => break,
         };
         while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
@@ -100,14 +103,19 @@ pub async fn serve(
         grace_secs = bounds.grace.as_secs(),
         "shutting down: finishing open requests"
     );
-    if tokio::time::timeout(bounds.grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
+    tokio::select! {
+        drained = tokio::time::timeout(bounds.grace, graceful.shutdown()) => {
+            if drained.is_err() {
+                tracing::warn!(
+                    open_connections = connections.len(),
+                    "grace period over: dropping the connections still open (their streams settle in the background)"
+                );
+            }
+        }
+        () = stop() => tracing::warn!(
             open_connections = connections.len(),
-            "grace period over: dropping the connections still open (their streams settle in the background)"
-        );
+            "second stop signal: dropping the connections still open (their streams settle in the background)"
+        ),
     }
     // Aborts what is left and waits until each connection, and so its stream, is dropped:
     // only then has every settlement been handed to `after`.

@@ -6,7 +6,8 @@
 //! - a stream open at SIGTERM still completes (to `data: [DONE]`), new connections are
 //!   refused meanwhile, and the process exits 0;
 //! - a stream whose client left just before SIGTERM settles before the process exits;
-//! - a stream longer than the grace bound is dropped at the bound, and still settles.
+//! - a stream longer than the grace bound is dropped at the bound, and still settles;
+//! - a second signal ends the grace period at once, and the dropped stream still settles.
 //!
 //! The upstream is a small OpenAI-compatible server in this file that streams a chosen number
 //! of events at a chosen pace (`drip-<ms>-x<count>` in the model name), so the cases control
@@ -430,6 +431,34 @@ fn a_stream_past_the_grace_bound_is_dropped_and_still_settled() {
     assert!(
         exited_after < grace + Duration::from_secs(3),
         "exited {exited_after:?} after SIGTERM"
+    );
+    assert_eq!(
+        in_flight(redis.port, &LONG_IDS),
+        0,
+        "the dropped stream was not settled; log:\n{}",
+        gateway.log_text()
+    );
+}
+
+#[test]
+fn a_second_signal_ends_the_grace_period_and_still_settles() {
+    let redis = start_redis(&[]);
+    let upstream = start_upstream();
+    let mut gateway = Gateway::start("twice", upstream, redis.port, &[]);
+    let stream = OpenStream::open(gateway.port, "long");
+    assert_eq!(in_flight(redis.port, &LONG_IDS), 1, "the request counts");
+
+    let signalled = Instant::now();
+    gateway.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    gateway.terminate();
+    let text = stream.read_to_end();
+    assert!(!text.contains("[DONE]"), "a 30 s stream cannot have ended");
+    let status = gateway.wait_exit(Duration::from_secs(4));
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(4),
+        "the second signal did not cut the 20 s grace short"
     );
     assert_eq!(
         in_flight(redis.port, &LONG_IDS),

@@ -7,7 +7,9 @@
 #      Upstash), core built for wasm32, template lint,
 #   3. the end-to-end suite (official openai SDK) against all three hosts, each talking to the
 #      in-repo mock provider: the local server, the Lambda emulator (cargo lambda watch) and
-#      workerd (wrangler dev --local).
+#      workerd (wrangler dev --local); on the emulator and workerd also a stream whose client
+#      disconnects must settle (tests/lambda-settlement.sh, tests/workers-settlement.sh; the
+#      local server's graceful shutdown is lambda/tests/graceful_shutdown.rs, a unit-test step).
 # Everything listens on 127.0.0.1; every process started here is stopped on exit.
 #
 #   tests/run-all.sh            # all of it
@@ -106,7 +108,7 @@ cargo fmt --all -- --check
 say "cargo clippy (host, and wasm32 for core and workers)"
 cargo clippy -q -p tollgate-core -p tollgate-lambda -p tollgate-mock-provider --all-targets -- -D warnings
 cargo clippy -q -p tollgate-core -p tollgate-workers --target wasm32-unknown-unknown -- -D warnings
-cargo clippy -q -p tollgate-workers --features store-conformance --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -q -p tollgate-workers --features store-conformance,test-hooks --target wasm32-unknown-unknown -- -D warnings
 
 say "unit tests"
 cargo test -q -p tollgate-core -p tollgate-lambda -p tollgate-mock-provider
@@ -173,10 +175,14 @@ for host in $hosts; do
       wait_for_http "$url/health/liveliness" 600
       e2e lambda "$url"
       stop lambda
+      say "Lambda emulator: a disconnected stream settles (Store on Redis)"
+      tests/lambda-settlement.sh
       ;;
     workers)
       say "Store conformance on workerd (KV + Durable Objects)"
       tests/store/workers-conformance.sh
+      say "workerd: a disconnected stream settles through ctx.wait_until"
+      tests/workers-settlement.sh
       say "build the Worker"
       (cd workers && worker-build --profile release-wasm --no-opt >"$run_dir/worker-build.log" 2>&1) || {
         tail -n 40 "$run_dir/worker-build.log"

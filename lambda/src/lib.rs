@@ -10,6 +10,7 @@ pub mod http_client;
 pub mod lambda_host;
 pub mod local_server;
 pub mod response_body;
+pub mod shutdown;
 pub mod store;
 #[cfg(test)]
 pub mod test_support;

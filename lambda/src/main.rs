@@ -9,7 +9,7 @@ use tollgate_core::gateway::Ports;
 use tollgate_core::Gateway;
 use tollgate_lambda::{
     after_response, cli, clock, config_source, entropy, http_client, lambda_host, local_server,
-    store,
+    shutdown, store,
 };
 
 fn main() -> ExitCode {
@@ -70,13 +70,23 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(store = %store::describe(&choice, in_lambda), "store ready");
+    let shutdown_bounds = match shutdown::Bounds::from_env(|name| std::env::var(name).ok()) {
+        Ok(b) => b,
+        Err(message) => {
+            eprintln!("tollgate: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // One tracker for every request's after-response work: the local server drains it on
+    // shutdown (after_response.rs says why Lambda does not need to).
+    let after = Arc::new(after_response::TrackedAfterResponse::new(
+        runtime.handle().clone(),
+    ));
     let ports = Ports {
         http,
         clock,
         store,
-        after_response: Arc::new(after_response::TokioAfterResponse::new(
-            runtime.handle().clone(),
-        )),
+        after_response: Arc::clone(&after) as Arc<dyn tollgate_core::ports::AfterResponse>,
         entropy: Arc::new(entropy::OsEntropy),
     };
     let gateway = Arc::new(Gateway::new(config, ports));
@@ -84,7 +94,7 @@ fn main() -> ExitCode {
         if in_lambda {
             lambda_host::run(gateway).await
         } else {
-            local_server::run(gateway, &args.host, args.port).await
+            local_server::run(gateway, &args.host, args.port, &after, shutdown_bounds).await
         }
     });
     match result {

@@ -48,9 +48,10 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-echo "== build the Worker with --features store-conformance"
+# The same features as tests/workers-settlement.sh, which reuses this build.
+echo "== build the Worker with --features store-conformance,test-hooks"
 (cd workers && worker-build --profile release-wasm --no-opt --out-dir "$out_dir" \
-  --features store-conformance --target-dir "$target_dir") \
+  --features store-conformance,test-hooks --target-dir "$target_dir") \
   >"$run_dir/worker-build.log" 2>&1 || {
   tail -n 40 "$run_dir/worker-build.log"
   fail "worker-build"

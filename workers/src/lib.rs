@@ -8,6 +8,8 @@ mod convert;
 mod entropy;
 mod http_client;
 pub mod store;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,15 +37,25 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     if req.path() == store::conformance::ROUTE {
         return store::conformance::run(&env).await;
     }
+    // Test builds only (`--features test-hooks`): read what the gateway wrote.
+    #[cfg(feature = "test-hooks")]
+    if req.path().starts_with(test_hooks::PREFIX) {
+        return test_hooks::handle(&req, &env).await;
+    }
     let gateway = instance(&env);
     let response = match gateway.as_ref() {
-        Ok(gw) => match convert::into_core_request(req).await {
-            Ok(core_req) => {
-                gw.handle_scoped(core_req, after_response::WaitUntil::register(&ctx))
-                    .await
+        Ok(gw) => {
+            // Work left after the response (a stream's settlement when its client leaves)
+            // runs inside this request's ctx.wait_until: a bare spawn_local is cancelled once
+            // the client is gone (tests/workers-settlement.sh shows both).
+            let after = after_response::WaitUntil::register(&ctx);
+            #[cfg(feature = "test-hooks")]
+            let after = test_hooks::delay_deferred(&req, after);
+            match convert::into_core_request(req).await {
+                Ok(core_req) => gw.handle_scoped(core_req, after).await,
+                Err(e) => error_response(&e),
             }
-            Err(e) => error_response(&e),
-        },
+        }
         // A bad config cannot stop a Worker from starting, so every request says why.
         Err(message) => error_response(
             &GatewayError::new(ErrorKind::Api, message.clone()).with_code("invalid_config"),

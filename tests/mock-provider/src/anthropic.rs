@@ -507,7 +507,7 @@ pub fn reply(v: &Value, sc: &Scenario) -> (Reply, Finish) {
         .and_then(|m| m.get("content"))
         .map(content_text)
         .unwrap_or_default();
-    text_reply(format!("mock reply to: {user}"))
+    text_reply(crate::logic::reply_to(&user, sc))
 }
 
 pub fn input_tokens(v: &Value) -> u64 {
@@ -663,7 +663,7 @@ pub fn messages(v: &Value, model: &str, sc: &Scenario) -> Resp {
         if sc.cut_stream {
             s.cut_after_two_content_events();
         }
-        http::sse(s.events, sc.cut_stream)
+        http::sse(s.events, sc)
     } else {
         http::json(200, message_json(&id, model, &reply, &finish, input))
     }

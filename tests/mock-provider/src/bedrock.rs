@@ -8,7 +8,6 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::http::request::Parts;
 use serde_json::{json, Value};
 
-use crate::body::MockBody;
 use crate::http::{self, Resp};
 use crate::logic::{
     echo_text, embedding, finalize_text, percent_decode, split_words_keep_spaces, stop_list,
@@ -300,7 +299,7 @@ pub fn reply(v: &Value, sc: &Scenario) -> (Reply, Finish) {
         .last()
         .map(|m| blocks_text(&m["content"]))
         .unwrap_or_default();
-    text_reply(format!("mock reply to: {user}"))
+    text_reply(crate::logic::reply_to(&user, sc))
 }
 
 /// Whitespace words across the system prompt and every message text, at least 1.
@@ -420,8 +419,8 @@ pub fn stream_events(reply: &Reply, finish: &Finish, input: u64) -> EventStream 
     s
 }
 
-fn eventstream_response(events: Vec<Bytes>, cut: bool) -> Resp {
-    let mut r = hyper::Response::new(MockBody::events(events, cut));
+fn eventstream_response(events: Vec<Bytes>, sc: &Scenario) -> Resp {
+    let mut r = hyper::Response::new(http::stream_body(events, sc));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/vnd.amazon.eventstream"),
@@ -437,7 +436,7 @@ pub fn converse(v: &Value, op: Operation, sc: &Scenario) -> Resp {
         if sc.cut_stream {
             s.cut_after_two_content_events();
         }
-        eventstream_response(s.events, sc.cut_stream)
+        eventstream_response(s.events, sc)
     } else {
         http::json(
             200,

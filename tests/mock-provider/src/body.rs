@@ -1,5 +1,6 @@
 //! Response body: a full buffer, or a list of SSE events that may end in a
-//! deliberate error (so hyper aborts the connection mid-body).
+//! deliberate error (so hyper aborts the connection mid-body), sent at once or one every
+//! so often (`drip-NNN`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,8 +22,17 @@ pub enum MockBody {
         events: std::vec::IntoIter<Bytes>,
         /// Some: fail after the events (a cut stream).
         cut: Option<Pin<Box<tokio::time::Sleep>>>,
+        /// Some: wait this long after each event before sending the next (or ending).
+        pace: Option<Pace>,
         done: bool,
     },
+}
+
+/// The pause between events of a paced body.
+pub struct Pace {
+    every: Duration,
+    /// Running after an event was sent; the next one waits for it.
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl MockBody {
@@ -34,8 +44,17 @@ impl MockBody {
         MockBody::Events {
             events: events.into_iter(),
             cut: cut.then(|| Box::pin(tokio::time::sleep(CUT_DELAY))),
+            pace: None,
             done: false,
         }
+    }
+
+    /// Sends the events one every `every` (none: at once). A full body is unchanged.
+    pub fn paced(mut self, every: Option<Duration>) -> Self {
+        if let MockBody::Events { pace, .. } = &mut self {
+            *pace = every.map(|every| Pace { every, wait: None });
+        }
+        self
     }
 }
 
@@ -60,11 +79,27 @@ impl Body for MockBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             MockBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            MockBody::Events { events, cut, done } => {
+            MockBody::Events {
+                events,
+                cut,
+                pace,
+                done,
+            } => {
                 if *done {
                     return Poll::Ready(None);
                 }
+                if let Some(p) = pace.as_mut() {
+                    if let Some(wait) = p.wait.as_mut() {
+                        if wait.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        p.wait = None;
+                    }
+                }
                 if let Some(b) = events.next() {
+                    if let Some(p) = pace.as_mut() {
+                        p.wait = Some(Box::pin(tokio::time::sleep(p.every)));
+                    }
                     return Poll::Ready(Some(Ok(Frame::data(b))));
                 }
                 match cut {
@@ -129,6 +164,23 @@ mod tests {
         let err = b.frame().await.unwrap().unwrap_err();
         assert!(err.is::<StreamCut>());
         assert!(b.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn paced_body_waits_between_events() {
+        let every = Duration::from_millis(60);
+        let mut b = MockBody::events(
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+            false,
+        )
+        .paced(Some(every));
+        let start = std::time::Instant::now();
+        assert_eq!(data(&mut b).await, "a");
+        assert!(start.elapsed() < every, "the first event goes at once");
+        assert_eq!(data(&mut b).await, "b");
+        assert!(start.elapsed() >= every, "the second waits");
+        assert!(b.frame().await.is_none());
+        assert!(start.elapsed() >= every * 2, "the end waits too");
     }
 
     #[tokio::test]

@@ -398,7 +398,7 @@ pub fn chat(v: &Value, sc: &Scenario) -> Resp {
         if sc.cut_stream {
             s.cut_after_two_content_events();
         }
-        return http::sse(s.events, sc.cut_stream);
+        return http::sse(s.events, sc);
     }
     http::json(200, chat_json(&id, &reply, &finish, p))
 }

@@ -317,7 +317,7 @@ pub fn reply(v: &Value, sc: &Scenario) -> (Reply, Finish) {
         .find(is_user)
         .map(parts_text)
         .unwrap_or_default();
-    text_reply(format!("mock reply to: {user}"))
+    text_reply(crate::logic::reply_to(&user, sc))
 }
 
 /// Words of the system instruction and every content's text.
@@ -466,7 +466,7 @@ pub fn generate(
     if sc.cut_stream {
         s.cut_after_two_content_events();
     }
-    http::sse(s.events, sc.cut_stream)
+    http::sse(s.events, sc)
 }
 
 // ------------------------------------------------------------------- embeddings

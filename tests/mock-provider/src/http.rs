@@ -7,6 +7,7 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RET
 use hyper::{HeaderMap, Response, StatusCode};
 
 use crate::body::MockBody;
+use crate::logic::Scenario;
 
 pub type Resp = Response<MockBody>;
 
@@ -53,8 +54,14 @@ pub fn json(code: u16, body: Vec<u8>) -> Resp {
     r
 }
 
-pub fn sse(events: Vec<Bytes>, cut: bool) -> Resp {
-    let mut r = Response::new(MockBody::events(events, cut));
+/// A streamed body as the scenario asks: cut after its events (`cut-stream`), paced
+/// (`drip-NNN`).
+pub fn stream_body(events: Vec<Bytes>, sc: &Scenario) -> MockBody {
+    MockBody::events(events, sc.cut_stream).paced(sc.drip())
+}
+
+pub fn sse(events: Vec<Bytes>, sc: &Scenario) -> Resp {
+    let mut r = Response::new(stream_body(events, sc));
     let h = r.headers_mut();
     h.insert(
         CONTENT_TYPE,
@@ -65,8 +72,8 @@ pub fn sse(events: Vec<Bytes>, cut: bool) -> Resp {
 }
 
 /// Newline-delimited JSON (Ollama's streams).
-pub fn ndjson(lines: Vec<Bytes>, cut: bool) -> Resp {
-    let mut r = Response::new(MockBody::events(lines, cut));
+pub fn ndjson(lines: Vec<Bytes>, sc: &Scenario) -> Resp {
+    let mut r = Response::new(stream_body(lines, sc));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),

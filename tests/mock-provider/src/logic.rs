@@ -10,6 +10,11 @@ pub const TOOL_ARGS: &str = "{\"city\": \"Paris\"}";
 pub const TOOL_ARG_FRAGMENTS: [&str; 3] = ["{\"city\"", ": \"Par", "is\"}"];
 /// Upper bound for `slow-NNN`, so a typo cannot hang a test run forever.
 const MAX_SLOW_MS: u64 = 120_000;
+/// Upper bound for the pause of `drip-NNN` (600 events × 10 s is already far too long).
+const MAX_DRIP_MS: u64 = 10_000;
+/// Words a `drip-NNN` reply adds after `mock reply to: ...`: one content event each, so a
+/// stream stays open for about `DRIP_WORDS × NNN` ms.
+pub const DRIP_WORDS: usize = 600;
 
 /// What the upstream `model` string asks the mock to do.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +25,9 @@ pub struct Scenario {
     pub cut_stream: bool,
     /// `slow-NNN`: sleep this long before sending headers.
     pub slow_ms: Option<u64>,
+    /// `drip-NNN`: a long reply ([`DRIP_WORDS`] more words), streamed one event every NNN ms,
+    /// so a test can hold a stream open and cut it.
+    pub drip_ms: Option<u64>,
     /// `max-tokens-echo`: reply with the received max_tokens.
     pub echo_max_tokens: bool,
     /// `content-filter` (Azure only): refuse with Azure's content-filter error.
@@ -41,10 +49,31 @@ pub fn scenario(model: &str) -> Scenario {
             .map(|n| n as u16),
         cut_stream: model.contains("cut-stream"),
         slow_ms: number_after(model, "slow-").map(|n| n.min(MAX_SLOW_MS)),
+        drip_ms: number_after(model, "drip-").map(|n| n.min(MAX_DRIP_MS)),
         echo_max_tokens: model.contains("max-tokens-echo"),
         content_filter: model.contains("content-filter"),
         context_overflow: model.contains("context-overflow"),
     }
+}
+
+impl Scenario {
+    /// The pause between a stream's events (`drip-NNN`), if any.
+    pub fn drip(&self) -> Option<std::time::Duration> {
+        self.drip_ms.map(std::time::Duration::from_millis)
+    }
+}
+
+/// The mock's answer to a user text: `mock reply to: <text>`, and for `drip-NNN`
+/// [`DRIP_WORDS`] more words (` drip1 drip2 ...`), so the stream has that many more events.
+pub fn reply_to(user: &str, sc: &Scenario) -> String {
+    let mut text = format!("mock reply to: {user}");
+    if sc.drip_ms.is_some() {
+        for i in 1..=DRIP_WORDS {
+            text.push_str(" drip");
+            text.push_str(&i.to_string());
+        }
+    }
+    text
 }
 
 /// The decimal number right after the first `marker` in `s`.
@@ -407,6 +436,19 @@ mod tests {
         let s = scenario("gpt-slow-10-cut-stream");
         assert_eq!(s.slow_ms, Some(10));
         assert!(s.cut_stream);
+        assert_eq!(scenario("gpt-drip-50").drip_ms, Some(50));
+        assert_eq!(scenario("gpt-drip-99999").drip_ms, Some(MAX_DRIP_MS));
+        assert_eq!(scenario("gpt-drip-").drip_ms, None);
+        assert_eq!(scenario("gpt-4o").drip(), None);
+    }
+
+    #[test]
+    fn drip_replies_are_long() {
+        assert_eq!(reply_to("hi", &scenario("m")), "mock reply to: hi");
+        let long = reply_to("hi", &scenario("m-drip-5"));
+        assert!(long.starts_with("mock reply to: hi drip1 drip2 "));
+        assert!(long.ends_with(" drip600"));
+        assert_eq!(word_count(&long), 4 + DRIP_WORDS as u64);
     }
 
     #[test]

@@ -282,7 +282,7 @@ pub fn chat(v: &Value, model: &str, sc: &Scenario) -> Resp {
         if sc.cut_stream {
             s.cut_after_two_content_events();
         }
-        return http::ndjson(s.events, sc.cut_stream);
+        return http::ndjson(s.events, sc);
     }
     http::json(200, chat_response_json(model, &reply, &finish, p))
 }
@@ -305,7 +305,7 @@ pub fn generate(v: &Value, model: &str, sc: &Scenario) -> Resp {
         let stops = stop_list(option(v, "stop"));
         let max = option(v, "num_predict").and_then(Value::as_u64);
         finalize_text(
-            format!("mock reply to: {}", prompt_question(prompt)),
+            crate::logic::reply_to(prompt_question(prompt), sc),
             &stops,
             max,
         )
@@ -336,7 +336,7 @@ pub fn generate(v: &Value, model: &str, sc: &Scenario) -> Resp {
     if sc.cut_stream {
         s.cut_after_two_content_events();
     }
-    http::ndjson(s.events, sc.cut_stream)
+    http::ndjson(s.events, sc)
 }
 
 pub fn embed(v: &Value, model: &str) -> Resp {

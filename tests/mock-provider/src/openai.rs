@@ -565,7 +565,7 @@ pub fn chat_reply(v: &Value, sc: &Scenario) -> (Reply, Finish) {
         .and_then(|m| m.get("content"))
         .map(content_text)
         .unwrap_or_default();
-    text_reply(format!("mock reply to: {user}"))
+    text_reply(crate::logic::reply_to(&user, sc))
 }
 
 fn usage_json(p: u64, c: u64) -> Vec<u8> {
@@ -799,7 +799,7 @@ pub fn chat(v: &Value, model: &str, sc: &Scenario) -> Resp {
         if sc.cut_stream {
             s.cut_after_two_content_events();
         }
-        http::sse(s.events, sc.cut_stream)
+        http::sse(s.events, sc)
     } else {
         http::json(
             200,
@@ -850,7 +850,7 @@ pub fn completions(v: &Value, model: &str, sc: &Scenario) -> Resp {
             if sc.echo_max_tokens {
                 (echo_text("max_tokens", v.get("max_tokens")), Finish::Stop)
             } else {
-                finalize_text(format!("mock reply to: {prompt}"), &stops, max)
+                finalize_text(crate::logic::reply_to(prompt, sc), &stops, max)
             }
         })
         .collect();
@@ -892,7 +892,7 @@ pub fn completions(v: &Value, model: &str, sc: &Scenario) -> Resp {
         if sc.cut_stream {
             s.cut_after_two_content_events();
         }
-        return http::sse(s.events, sc.cut_stream);
+        return http::sse(s.events, sc);
     }
     let choices = arr(replies.iter().enumerate().map(|(i, (text, finish))| {
         Obj::new()
@@ -989,6 +989,28 @@ mod tests {
         let r = chat_reply(&v, &Scenario::default());
         assert_eq!(body(&r), "mock reply to: hello there");
         assert_eq!(r.1, Finish::Stop);
+    }
+
+    #[tokio::test]
+    async fn drip_streams_hundreds_of_paced_events() {
+        use http_body_util::BodyExt;
+        let v = json!({"model": "gpt-drip-1", "stream": true,
+                       "messages": [{"role": "user", "content": "hi"}]});
+        let sc = crate::logic::scenario("gpt-drip-1");
+        let mut resp = chat(&v, "gpt-drip-1", &sc);
+        let mut events = Vec::new();
+        while let Some(frame) = resp.body_mut().frame().await {
+            events.push(frame.unwrap().into_data().unwrap());
+        }
+        let content = events
+            .iter()
+            .filter(|e| e.windows(9).any(|w| w == b"\"content\""))
+            .count();
+        assert!(
+            content > crate::logic::DRIP_WORDS,
+            "{content} content events"
+        );
+        assert_eq!(events.last().unwrap().as_ref(), SSE_DONE);
     }
 
     #[test]

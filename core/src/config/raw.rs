@@ -83,6 +83,15 @@ pub struct LitellmParams {
     pub extra: ExtraFields,
 }
 
+impl LitellmParams {
+    /// `Authorization: Bearer <api_key>`, when the deployment has a key.
+    pub fn bearer(&self) -> Option<String> {
+        self.api_key
+            .as_ref()
+            .map(|k| format!("Bearer {}", k.expose()))
+    }
+}
+
 /// `router_settings`; `extra` may hold `redis_password` / `redis_url` (printed redacted).
 #[derive(Deserialize, Default)]
 #[serde(default)]

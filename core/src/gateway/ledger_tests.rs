@@ -75,6 +75,15 @@ const TWO: &str = "model_list:
 ";
 
 fn setup(yaml: &str, answers: Vec<Scripted>) -> Setup {
+    setup_with(yaml, ScriptedClient::new(answers), Arc::new(FixedClock))
+}
+
+/// A gateway on `yaml` with `client` and `clock`, its ledgers heard by a [`StoreTally`].
+fn setup_with(
+    yaml: &str,
+    client: Arc<dyn crate::ports::HttpClient>,
+    clock: Arc<dyn crate::ports::Clock>,
+) -> Setup {
     let store = Arc::new(MemoryStore::new(Arc::new(FixedClock)));
     let tasks = Arc::new(HeldTasks::default());
     let tally = Arc::new(StoreTally {
@@ -83,12 +92,7 @@ fn setup(yaml: &str, answers: Vec<Scripted>) -> Setup {
     });
     let gw = Gateway::new(
         Config::from_yaml(yaml, &|_| None).unwrap(),
-        ports(
-            ScriptedClient::new(answers),
-            Arc::new(FixedClock),
-            store.clone(),
-            tasks.clone(),
-        ),
+        ports(client, clock, store.clone(), tasks.clone()),
     )
     .with_subscriber(tally.clone());
     Setup {
@@ -211,23 +215,13 @@ fn a_request_dropped_before_its_answer_settles_as_client_gone() {
             std::future::pending::<()>().await
         }
     }
-    let store = Arc::new(MemoryStore::new(Arc::new(FixedClock)));
-    let tasks = Arc::new(HeldTasks::default());
-    let tally = Arc::new(StoreTally {
-        store: store.clone(),
-        seen: Mutex::default(),
-    });
     let yaml = format!("{TWO}router_settings:\n  routing_strategy: least-busy\n");
-    let gw = Gateway::new(
-        Config::from_yaml(&yaml, &|_| None).unwrap(),
-        ports(
-            Arc::new(Never),
-            Arc::new(Frozen),
-            store.clone(),
-            tasks.clone(),
-        ),
-    )
-    .with_subscriber(tally.clone());
+    let Setup {
+        gw,
+        store,
+        tasks,
+        tally,
+    } = setup_with(&yaml, Arc::new(Never), Arc::new(Frozen));
     let mut fut = Box::pin(gw.handle(post("/v1/chat/completions", hello("g"))));
     let waker = futures_util::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
@@ -357,22 +351,9 @@ fn a_stalled_stream_ends_at_its_idle_deadline_and_settles() {
             Ok(http::Response::new(body))
         }
     }
-    let store = Arc::new(MemoryStore::new(Arc::new(FixedClock)));
-    let tasks = Arc::new(HeldTasks::default());
-    let tally = Arc::new(StoreTally {
-        store: store.clone(),
-        seen: Mutex::default(),
-    });
-    let gw = Gateway::new(
-        Config::from_yaml(yaml, &|_| None).unwrap(),
-        ports(
-            Arc::new(Stalling),
-            Arc::new(FixedClock),
-            store,
-            tasks.clone(),
-        ),
-    )
-    .with_subscriber(tally.clone());
+    let Setup {
+        gw, tasks, tally, ..
+    } = setup_with(yaml, Arc::new(Stalling), Arc::new(FixedClock));
     let (_, text) = run(body_of(run(
         gw.handle(post("/v1/chat/completions", streamed("g")))
     )));

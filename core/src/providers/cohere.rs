@@ -27,7 +27,6 @@ use crate::openai::{
     AssistantMessage, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ContentPart, Delta,
     FunctionCall, FunctionCallDelta, MessageContent, Role, ToolCall, ToolCallDelta, Usage,
 };
-use crate::secret::Secret;
 
 pub const DEFAULT_BASE: &str = "https://api.cohere.com";
 const CHAT_PATH: &str = "/v2/chat";
@@ -104,12 +103,7 @@ impl ProviderApi for Cohere {
 /// A JSON POST under the deployment's base URL, with the key as a bearer token.
 fn post(d: &Deployment, path: &str, body: &Value) -> Result<http::Request<Bytes>, GatewayError> {
     let base = d.params.api_base.as_deref().unwrap_or(DEFAULT_BASE);
-    let auth = d
-        .params
-        .api_key
-        .as_ref()
-        .map(Secret::expose)
-        .map(|k| format!("Bearer {k}"));
+    let auth = d.params.bearer();
     let mut headers = vec![("accept", "application/json")];
     if let Some(a) = auth.as_deref() {
         headers.push(("authorization", a));

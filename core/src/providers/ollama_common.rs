@@ -21,7 +21,6 @@ use crate::openai::{
     AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Delta, FunctionCall,
     FunctionCallDelta, MessageContent, ToolCall, ToolCallDelta, Usage,
 };
-use crate::secret::Secret;
 
 pub const DEFAULT_BASE: &str = "http://localhost:11434";
 
@@ -59,12 +58,7 @@ pub fn post(
     body: &Value,
 ) -> Result<http::Request<Bytes>, GatewayError> {
     let base = d.params.api_base.as_deref().unwrap_or(DEFAULT_BASE);
-    let auth = d
-        .params
-        .api_key
-        .as_ref()
-        .map(Secret::expose)
-        .map(|k| format!("Bearer {k}"));
+    let auth = d.params.bearer();
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     let body =
         serde_json::to_vec(body).map_err(|e| GatewayError::invalid_request(e.to_string()))?;

@@ -10,7 +10,6 @@ use super::{join_url, json_post, unsupported, ProviderApi};
 use crate::deployment::Deployment;
 use crate::error::GatewayError;
 use crate::openai::{ChatChunk, ChatRequest, StreamOptions, Usage};
-use crate::secret::Secret;
 
 pub use crate::deployment::compatible_table::{find, CompatibleProvider, COMPATIBLE};
 
@@ -40,12 +39,7 @@ pub fn post(
     body: Vec<u8>,
 ) -> Result<http::Request<Bytes>, GatewayError> {
     let url = join_url(base_url(d), path);
-    let auth = d
-        .params
-        .api_key
-        .as_ref()
-        .map(Secret::expose)
-        .map(|k| format!("Bearer {k}"));
+    let auth = d.params.bearer();
     let org = d.params.extra.get("organization").and_then(Value::as_str);
     let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
     if let Some(a) = auth.as_deref() {

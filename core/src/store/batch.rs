@@ -31,8 +31,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::StoreError;
 
-/// One operation inside a [`Store::batch`](super::Store::batch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One operation inside a [`Store::batch`](super::Store::batch). Serializable because the
+/// Workers backend sends a batch's ops to the Durable Objects that apply them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BatchOp {
     /// Adds `delta` to counter `key` (TTL set at creation, as `counter_add`). With a `ceiling`, the
     /// whole batch is refused when this add (delta > 0) would take the total past it.

@@ -1,5 +1,7 @@
 //! Store primitives benchmark: operations per second and p50/p99 latency for each primitive on
-//! each backend, one client at a time, plus counter adds from 8 concurrent clients.
+//! each backend, one client at a time, plus counter adds from 8 concurrent clients, and a
+//! 4-op `Store::batch` (three capped adds and a lease acquire: the shape a request's rate
+//! limits and budget take).
 //!
 //!   cargo run --release -p tollgate-lambda --example store_bench -- [--ops N]
 //!
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tollgate_core::ports::Clock;
 use tollgate_core::store::memory::MemoryStore;
-use tollgate_core::store::Store;
+use tollgate_core::store::{BatchOp, BatchOutcome, Store};
 use tollgate_lambda::clock::SystemClock;
 use tollgate_lambda::store::{dynamodb, embedded, redis};
 
@@ -115,6 +117,33 @@ async fn bench(name: &str, store: Arc<dyn Store>, n: usize) -> Vec<Row> {
             let (s, k) = (store.clone(), format!("{p}:r:{}", i % 10));
             async move {
                 s.list_prefix(&k, 10).await.unwrap();
+            }
+        })
+        .await,
+    );
+    rows.push(
+        measure(name, "batch (4 ops)", n, |i| {
+            let s = store.clone();
+            let capped = |what: &str| BatchOp::Add {
+                key: format!("{p}:b:{what}"),
+                delta: 1,
+                ceiling: Some(i64::MAX / 2),
+                ttl_ms: Some(60_000),
+            };
+            let ops = [
+                capped("rpm"),
+                capped("tpm"),
+                capped("budget"),
+                BatchOp::Acquire {
+                    key: format!("{p}:b:parallel"),
+                    holder: format!("h{}", i % 8),
+                    limit: 100,
+                    ttl_ms: 60_000,
+                },
+            ];
+            async move {
+                let outcome = s.batch(&ops).await.unwrap();
+                assert!(matches!(outcome, BatchOutcome::Applied(_)), "{outcome:?}");
             }
         })
         .await,

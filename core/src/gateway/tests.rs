@@ -524,6 +524,15 @@ impl crate::store::Store for DownStore {
     ) -> Result<Vec<crate::store::LogEntry>, crate::store::StoreError> {
         Err(crate::store::StoreError::Timeout)
     }
+    async fn batch(
+        &self,
+        _: &[crate::store::BatchOp],
+    ) -> Result<crate::store::BatchOutcome, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
+    async fn lease_count(&self, _: &str) -> Result<i64, crate::store::StoreError> {
+        Err(crate::store::StoreError::Timeout)
+    }
 }
 
 #[test]

@@ -1,8 +1,10 @@
-//! In-memory store: one process, for tests and single-instance use. Linearizable (one lock).
+//! In-memory store: one process, for tests and single-instance use. Linearizable (one lock); a
+//! batch reads, plans and writes under that one lock, so it is atomic.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::batch::{self, BatchOp, BatchOutcome, Counter, Planned, Snapshot};
 use super::{CapOutcome, Entry, LogEntry, Store, StoreError};
 use crate::ports::Clock;
 
@@ -13,6 +15,8 @@ struct State {
     /// log → (at_ms, append sequence) → data.
     logs: HashMap<String, BTreeMap<(u64, u64), Vec<u8>>>,
     sequence: u64,
+    /// lease set → holder → expiry (ms); expired entries are pruned when the set is written.
+    leases: HashMap<String, BTreeMap<String, u64>>,
 }
 
 pub struct MemoryStore {
@@ -60,8 +64,35 @@ impl MemoryStore {
         if !live {
             *entry = (0, expiry);
         }
-        entry.0 += delta;
+        entry.0 = entry.0.saturating_add(delta);
         entry.0
+    }
+
+    /// The live state of what `ops` touch, read under the held lock.
+    fn snapshot(&self, state: &State, ops: &[BatchOp]) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for op in ops {
+            let key = op.key();
+            match op {
+                BatchOp::Add { .. } => {
+                    if let Some((total, exp)) = state.counters.get(key) {
+                        if self.live(*exp) {
+                            let counter = Counter {
+                                total: *total,
+                                expires_at_ms: *exp,
+                            };
+                            snapshot.counters.insert(key.to_string(), counter);
+                        }
+                    }
+                }
+                BatchOp::Acquire { .. } | BatchOp::Release { .. } => {
+                    if let Some(set) = state.leases.get(key) {
+                        snapshot.leases.insert(key.to_string(), set.clone());
+                    }
+                }
+            }
+        }
+        snapshot
     }
 }
 
@@ -155,6 +186,36 @@ impl Store for MemoryStore {
         Ok(self.counter_total(&state, key))
     }
 
+    async fn batch(&self, ops: &[BatchOp]) -> Result<BatchOutcome, StoreError> {
+        let mut state = self.lock()?;
+        let snapshot = self.snapshot(&state, ops);
+        let planned = batch::plan(ops, &snapshot, self.clock.now_ms())?;
+        if let Planned::Applied(plan) = &planned {
+            for (key, c) in &plan.counters {
+                state
+                    .counters
+                    .insert(key.clone(), (c.total, c.expires_at_ms));
+            }
+            for (key, set) in &plan.leases {
+                if set.is_empty() {
+                    state.leases.remove(key);
+                } else {
+                    state.leases.insert(key.clone(), set.clone());
+                }
+            }
+        }
+        Ok(planned.outcome())
+    }
+
+    async fn lease_count(&self, key: &str) -> Result<i64, StoreError> {
+        let state = self.lock()?;
+        let now = self.clock.now_ms();
+        Ok(state
+            .leases
+            .get(key)
+            .map_or(0, |set| batch::live_count(set, now)))
+    }
+
     async fn log_append(&self, log: &str, at_ms: u64, data: &[u8]) -> Result<(), StoreError> {
         let mut state = self.lock()?;
         state.sequence += 1;
@@ -208,5 +269,12 @@ mod tests {
         futures_executor::block_on(conformance::concurrent_ceiling(
             &store, "mem-conc", 8, 50, 100,
         ));
+    }
+
+    #[test]
+    fn memory_store_batches_are_all_or_nothing_under_concurrency() {
+        let clock = Arc::new(ManualClock::default());
+        let store = MemoryStore::new(clock);
+        futures_executor::block_on(conformance::concurrent_batches(&store, "mem-batch", 8, 30));
     }
 }

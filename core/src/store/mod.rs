@@ -7,7 +7,12 @@
 //! - **counters**: atomic add returning the new total, and a *capped* add that refuses to pass a
 //!   ceiling (budgets, parallel-request slots); a negative add releases. A TTL is set when the
 //!   counter is created, so a window ends on time however often it is hit;
-//! - **logs**: append-only, time-ordered entries (spend and audit records).
+//! - **logs**: append-only, time-ordered entries (spend and audit records);
+//! - **batches** ([`Store::batch`]): several counter adds and lease acquires/releases in one
+//!   round trip, all or nothing, so a request refused by one limit consumes nothing from the
+//!   others. Leases (parallel-request slots) expire on their own, so an instance that dies
+//!   leaks a slot only until its lease's TTL. Rules and per-backend atomicity: [`batch`] and
+//!   `docs/storage.md`.
 //!
 //! Each backend's consistency is documented in `docs/storage.md`. Backends live in the hosts
 //! (Redis, DynamoDB, embedded, Workers KV / Durable Objects); [`memory::MemoryStore`] is here
@@ -15,6 +20,7 @@
 //! the `HttpClient` and `Clock` ports (so both hosts use it). [`redis_protocol`] is the key
 //! layout and Lua scripts shared by the Redis and Upstash backends.
 
+pub mod batch;
 pub mod memory;
 pub mod redis_protocol;
 pub mod settings;
@@ -23,6 +29,8 @@ pub mod window;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+
+pub use batch::{BatchOp, BatchOutcome};
 
 use crate::ports::{MaybeSend, MaybeSync};
 
@@ -128,6 +136,15 @@ pub trait Store: MaybeSend + MaybeSync {
 
     /// The counter's total (0 when absent or expired).
     async fn counter_get(&self, key: &str) -> Result<i64, StoreError>;
+
+    /// Applies `ops` in one step, all or nothing: each op is decided against the state the ops
+    /// before it leave; when one would pass its ceiling or limit, nothing is applied and the
+    /// outcome names it. Atomic on every backend except Workers, which applies per Durable
+    /// Object and undoes applied objects when a later one refuses (see `docs/storage.md`).
+    async fn batch(&self, ops: &[BatchOp]) -> Result<BatchOutcome, StoreError>;
+
+    /// Live leases in set `key` (expired ones never count).
+    async fn lease_count(&self, key: &str) -> Result<i64, StoreError>;
 
     /// Appends an entry to the log `log`.
     async fn log_append(&self, log: &str, at_ms: u64, data: &[u8]) -> Result<(), StoreError>;

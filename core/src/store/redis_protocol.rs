@@ -14,7 +14,10 @@
 //! - `l:{log}`   a log: a ZSET scored by `at_ms`, member = 20-digit `at_ms` ++ 16-digit
 //!   sequence ++ data (the sequence from `ls:{log}` keeps append order among equal times and
 //!   makes members unique; the digits give back `at_ms` exactly, without a float);
-//! - `ls:{log}`  the log's append sequence.
+//! - `ls:{log}`  the log's append sequence;
+//! - `s:{key}`   a lease set: a ZSET, member = holder, score = when its lease expires (ms, the
+//!   server's clock); expired members are pruned before counting, and the key's own expiry is
+//!   moved to its latest lease, so an abandoned set disappears by itself.
 //!
 //! Values (record values, log data) are opaque bytes to the scripts: `RedisStore` stores them
 //! raw, `UpstashStore` stores them as base64 text (JSON cannot carry raw bytes), so the two do
@@ -27,7 +30,7 @@
 
 use std::borrow::Cow;
 
-use super::CapOutcome;
+use super::{BatchOp, BatchOutcome, CapOutcome};
 
 /// Key prefix of records.
 pub const RECORD: &str = "r:";
@@ -41,6 +44,11 @@ pub const COUNTER: &str = "c:";
 pub const LOG: &str = "l:";
 /// Key prefix of log append sequences.
 pub const LOG_SEQUENCE: &str = "ls:";
+/// Key prefix of lease sets.
+pub const LEASE_SET: &str = "s:";
+
+/// Script arguments per batch op (kind and three operands).
+pub const BATCH_ARGS_PER_OP: usize = 4;
 
 /// Digits of `at_ms` at the front of a log member.
 pub const AT_DIGITS: usize = 20;
@@ -174,6 +182,110 @@ redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2] .. string.format('%016d', seq) .. A
 return seq
 ";
 
+/// A batch of counter adds and lease acquires/releases, all or nothing (the rules are
+/// `store::batch`'s): first every op is decided in order against a simulation of the state the
+/// ops before it leave (reads only), and the script returns at the first refusal; then every op
+/// is applied. Nothing else runs in between (a script is atomic), so a refused batch changes
+/// nothing.
+///
+/// Time: lease expiries are scored with the **server's** clock (`TIME`), the same clock that
+/// runs counter and record TTLs (`PEXPIRE`, `PX`): which lease is live is decided by the
+/// server alone, never by a caller's skewed clock (as in [`PUT`], where the caller's clock
+/// only chooses what pruning looks at). Counter TTLs are relative (`PEXPIRE`) as in
+/// [`COUNTER_ADD`].
+///
+/// KEYS: one per op: `c:{key}` for an add, `s:{key}` for an acquire or release.
+/// ARGV: four per op: `a`, delta, ceiling ('' = none), ttl ms ('' = none); or `q`, holder,
+/// limit, ttl ms (0 = over at once); or `r`, holder, '', ''.
+/// Returns {1, total or count per op...} or {0, index of the refusing op (from 0), current}.
+pub const BATCH: &str = r"
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nowarg = string.format('%.0f', now)
+local n = #KEYS
+local counters, counters_stored, sets, sets_stored = {}, {}, {}, {}
+for i = 1, n do
+  local k, base = KEYS[i], (i - 1) * 4
+  local kind = ARGV[base + 1]
+  if kind == 'a' then
+    if counters[k] == nil then
+      local raw = redis.call('GET', k)
+      local v = 0
+      if raw then
+        v = tonumber(raw)
+        if not v then return redis.error_reply('CORRUPT counter is not an integer') end
+      end
+      counters[k], counters_stored[k] = v, v
+    end
+    local d, ceiling = tonumber(ARGV[base + 2]), ARGV[base + 3]
+    if ceiling ~= '' and d > 0 and counters[k] + d > tonumber(ceiling) then
+      return {0, i - 1, counters_stored[k]}
+    end
+    counters[k] = counters[k] + d
+  else
+    if sets[k] == nil then
+      local live, count = {}, 0
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. nowarg, '+inf')) do
+        live[m] = true
+        count = count + 1
+      end
+      sets[k], sets_stored[k] = {live = live, count = count}, count
+    end
+    local set, holder = sets[k], ARGV[base + 2]
+    if kind == 'q' then
+      local ttl = tonumber(ARGV[base + 4])
+      if not set.live[holder] then
+        if set.count >= tonumber(ARGV[base + 3]) then return {0, i - 1, sets_stored[k]} end
+        if ttl > 0 then
+          set.live[holder] = true
+          set.count = set.count + 1
+        end
+      elseif ttl <= 0 then
+        set.live[holder] = nil
+        set.count = set.count - 1
+      end
+    elseif set.live[holder] then
+      set.live[holder] = nil
+      set.count = set.count - 1
+    end
+  end
+end
+local out = {1}
+for i = 1, n do
+  local k, base = KEYS[i], (i - 1) * 4
+  local kind = ARGV[base + 1]
+  if kind == 'a' then
+    local created = redis.call('EXISTS', k) == 0
+    out[#out + 1] = redis.call('INCRBY', k, ARGV[base + 2])
+    if created and ARGV[base + 4] ~= '' then redis.call('PEXPIRE', k, ARGV[base + 4]) end
+  else
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', nowarg)
+    local holder, ttl = ARGV[base + 2], tonumber(ARGV[base + 4])
+    if kind == 'q' and ttl > 0 then
+      redis.call('ZADD', k, string.format('%.0f', now + ttl), holder)
+    else
+      redis.call('ZREM', k, holder)
+    end
+    local count = redis.call('ZCARD', k)
+    if count > 0 then
+      local last = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
+      redis.call('PEXPIREAT', k, last[2])
+    end
+    out[#out + 1] = count
+  end
+end
+return out
+";
+
+/// Live leases of a set, by the server's clock (see [`BATCH`]). KEYS: lease set. Returns the
+/// count.
+pub const LEASE_COUNT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.0f', now), '+inf')
+";
+
 /// Which script a [`ScriptCall`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScriptId {
@@ -183,17 +295,21 @@ pub enum ScriptId {
     CounterAdd,
     CounterAddCapped,
     LogAppend,
+    Batch,
+    LeaseCount,
 }
 
 impl ScriptId {
     /// Every script, in declaration order (`id as usize` indexes this).
-    pub const ALL: [ScriptId; 6] = [
+    pub const ALL: [ScriptId; 8] = [
         ScriptId::Put,
         ScriptId::Delete,
         ScriptId::List,
         ScriptId::CounterAdd,
         ScriptId::CounterAddCapped,
         ScriptId::LogAppend,
+        ScriptId::Batch,
+        ScriptId::LeaseCount,
     ];
 
     /// The Lua source.
@@ -205,6 +321,8 @@ impl ScriptId {
             ScriptId::CounterAdd => COUNTER_ADD,
             ScriptId::CounterAddCapped => COUNTER_ADD_CAPPED,
             ScriptId::LogAppend => LOG_APPEND,
+            ScriptId::Batch => BATCH,
+            ScriptId::LeaseCount => LEASE_COUNT,
         }
     }
 }
@@ -311,6 +429,80 @@ pub fn log_append_call<'a>(log: &str, at_ms: u64, data: &'a [u8]) -> ScriptCall<
     }
 }
 
+/// [`BATCH`]: the whole batch in one script (call only with a non-empty batch). Decode the
+/// reply with [`batch_outcome`].
+pub fn batch_call(ops: &[BatchOp]) -> ScriptCall<'static> {
+    let mut keys = Vec::with_capacity(ops.len());
+    let mut args = Vec::with_capacity(ops.len() * BATCH_ARGS_PER_OP);
+    for op in ops {
+        match op {
+            BatchOp::Add {
+                key,
+                delta,
+                ceiling,
+                ttl_ms,
+            } => {
+                keys.push(counter_key(key));
+                args.extend([
+                    text("a"),
+                    text(delta.to_string()),
+                    text(ceiling.map_or_else(String::new, |c| c.to_string())),
+                    text(ttl_arg(*ttl_ms)),
+                ]);
+            }
+            BatchOp::Acquire {
+                key,
+                holder,
+                limit,
+                ttl_ms,
+            } => {
+                keys.push(lease_key(key));
+                args.extend([
+                    text("q"),
+                    text(holder.as_str()),
+                    // Lua compares numbers as doubles: a limit past 2^53 is "no limit" anyway.
+                    text(limit.min(&(1 << 53)).to_string()),
+                    text((*ttl_ms).min(MAX_TTL_MS).to_string()),
+                ]);
+            }
+            BatchOp::Release { key, holder } => {
+                keys.push(lease_key(key));
+                args.extend([text("r"), text(holder.as_str()), text(""), text("")]);
+            }
+        }
+    }
+    ScriptCall {
+        script: ScriptId::Batch,
+        keys,
+        args,
+    }
+}
+
+/// [`LEASE_COUNT`]: the script returns the count.
+pub fn lease_count_call(key: &str) -> ScriptCall<'static> {
+    ScriptCall {
+        script: ScriptId::LeaseCount,
+        keys: vec![lease_key(key)],
+        args: Vec::new(),
+    }
+}
+
+/// The [`BATCH`] reply as an outcome; `None` when it does not have the shape the script
+/// returns for `ops` ops.
+pub fn batch_outcome(reply: &[i64], ops: usize) -> Option<BatchOutcome> {
+    match reply {
+        [1, totals @ ..] if totals.len() == ops => Some(BatchOutcome::Applied(totals.to_vec())),
+        [0, index, current] => {
+            let index = usize::try_from(*index).ok().filter(|i| *i < ops)?;
+            Some(BatchOutcome::Refused {
+                index,
+                current: *current,
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The arguments of the `ZRANGEBYSCORE` that reads a log: entries with
 /// `from_ms <= at_ms < to_ms`, at most `limit`. Same score → members in byte order → the
 /// zero-padded sequence → append order. Decode members with [`parse_log_member`]. Skip the
@@ -334,6 +526,11 @@ pub fn record_key(key: &str) -> String {
 /// The Redis key of a counter.
 pub fn counter_key(key: &str) -> String {
     format!("{COUNTER}{key}")
+}
+
+/// The Redis key of a lease set.
+pub fn lease_key(key: &str) -> String {
+    format!("{LEASE_SET}{key}")
 }
 
 /// The Redis key of a log.
@@ -415,6 +612,25 @@ mod tests {
             counter_add_call("c", -3, Some(0)),
             counter_add_capped_call("c", 1, 9, None),
             log_append_call("l", 1, &value),
+            batch_call(&[
+                BatchOp::Add {
+                    key: "k".into(),
+                    delta: -1,
+                    ceiling: Some(3),
+                    ttl_ms: None,
+                },
+                BatchOp::Acquire {
+                    key: "k".into(),
+                    holder: "h\u{e9}".into(),
+                    limit: u64::MAX,
+                    ttl_ms: u64::MAX,
+                },
+                BatchOp::Release {
+                    key: "s".into(),
+                    holder: "h".into(),
+                },
+            ]),
+            lease_count_call("s"),
         ];
         for call in &calls {
             for (i, arg) in call.args.iter().enumerate() {
@@ -430,6 +646,36 @@ mod tests {
         assert_eq!(&*calls[3].args[1], b"1", "a TTL of 0 becomes 1 ms");
         assert_eq!(&*calls[4].args[2], b"", "no TTL");
         assert_eq!(&*calls[2].args[3], b"256");
+        let batch = &calls[6];
+        assert_eq!(
+            batch.keys,
+            ["c:k", "s:k", "s:s"],
+            "counters and lease sets apart"
+        );
+        assert_eq!(batch.args.len(), 3 * BATCH_ARGS_PER_OP);
+        assert_eq!(&*batch.args[2], b"3");
+        assert_eq!(&*batch.args[3], b"", "no TTL");
+        assert_eq!(&*batch.args[6], (1u64 << 53).to_string().as_bytes());
+        assert_eq!(&*batch.args[7], MAX_TTL_MS.to_string().as_bytes());
+    }
+
+    #[test]
+    fn batch_replies_decode() {
+        assert_eq!(
+            batch_outcome(&[1, 4, 2], 2),
+            Some(BatchOutcome::Applied(vec![4, 2]))
+        );
+        assert_eq!(
+            batch_outcome(&[0, 1, 9], 2),
+            Some(BatchOutcome::Refused {
+                index: 1,
+                current: 9
+            })
+        );
+        assert_eq!(batch_outcome(&[1, 4], 2), None, "a total missing");
+        assert_eq!(batch_outcome(&[0, 2, 9], 2), None, "index out of range");
+        assert_eq!(batch_outcome(&[0, -1, 9], 2), None);
+        assert_eq!(batch_outcome(&[], 0), None);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use http::{HeaderValue, Method, StatusCode};
 use serde_json::Value;
 
 use super::redis_protocol::{self as protocol, ScriptCall, ScriptId};
-use super::{CapOutcome, Entry, LogEntry, Store, StoreError};
+use super::{BatchOp, BatchOutcome, CapOutcome, Entry, LogEntry, Store, StoreError};
 use crate::ports::{BodyStream, Clock, HttpClient, TransportError};
 
 /// Replies larger than this are refused (a listing of huge records would otherwise exhaust a
@@ -58,7 +58,7 @@ pub struct UpstashStore {
     token: String,
     op_timeout_ms: u64,
     /// SHA-1 (hex) of each script, indexed by `ScriptId as usize`.
-    shas: [String; 6],
+    shas: [String; ScriptId::ALL.len()],
 }
 
 impl std::fmt::Debug for UpstashStore {
@@ -373,6 +373,23 @@ impl Store for UpstashStore {
             Value::Null => Ok(0),
             value => int(&value),
         }
+    }
+
+    /// One `EVALSHA` of the shared batch script: atomic on the server, like the Redis backend.
+    async fn batch(&self, ops: &[BatchOp]) -> Result<BatchOutcome, StoreError> {
+        if ops.is_empty() {
+            return Ok(BatchOutcome::Applied(Vec::new()));
+        }
+        let reply = array(self.run(&protocol::batch_call(ops)).await?)?
+            .iter()
+            .map(int)
+            .collect::<Result<Vec<_>, _>>()?;
+        protocol::batch_outcome(&reply, ops.len())
+            .ok_or_else(|| StoreError::Corrupt("upstash: unexpected batch reply".into()))
+    }
+
+    async fn lease_count(&self, key: &str) -> Result<i64, StoreError> {
+        int(&self.run(&protocol::lease_count_call(key)).await?)
     }
 
     async fn log_append(&self, log: &str, at_ms: u64, data: &[u8]) -> Result<(), StoreError> {

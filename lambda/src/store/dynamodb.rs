@@ -9,6 +9,7 @@
 //! | record    | `rec`         | `k#` + key                             | `v` (B), `exp_ms`?, `ttl`?    |
 //! | counter   | `c#` + key    | `c`                                    | `v` (N), `exp_ms`?, `ttl`?    |
 //! | log entry | `l#` + log    | `{at_ms:020}#{seq:020}#{instance}`     | `at` (N), `d` (B)             |
+//! | lease set | `q#` + key    | `q`                                    | `h` (M holder → expiry ms), `ver` (S), `exp_ms`, `ttl` |
 //!
 //! All records share one partition so `list_prefix` is a single `Query` on `begins_with(sk, ..)`
 //! in key order (DynamoDB orders only within a partition). The trade-off is a hot partition:
@@ -30,6 +31,10 @@
 //! condition that the counter is live (and, for a capped add, that the total leaves room); a
 //! counter that is absent or expired is (re)created by a `PutItem` conditioned on it still being
 //! absent or expired, and a lost race goes back to the add. Each step is atomic on the server.
+//!
+//! # Batches
+//! `Store::batch` is one `TransactWriteItems` (all or nothing) after one consistent read, with
+//! lease sets updated by compare-and-set on a version inside the transaction; see [`batch`].
 //!
 //! # Retries
 //! The SDK retries idempotent requests (reads, plain puts, log appends). Requests whose repeat
@@ -56,7 +61,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use tollgate_core::ports::Clock;
-use tollgate_core::store::{CapOutcome, Entry, LogEntry, Store, StoreError};
+use tollgate_core::store::{BatchOp, BatchOutcome, CapOutcome, Entry, LogEntry, Store, StoreError};
+
+mod batch;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -649,6 +656,14 @@ impl Store for DynamoStore {
         self.bounded(self.get_counter(key)).await
     }
 
+    async fn batch(&self, ops: &[BatchOp]) -> Result<BatchOutcome, StoreError> {
+        self.bounded(self.run_batch(ops)).await
+    }
+
+    async fn lease_count(&self, key: &str) -> Result<i64, StoreError> {
+        self.bounded(self.count_leases(key)).await
+    }
+
     async fn log_append(&self, log: &str, at_ms: u64, data: &[u8]) -> Result<(), StoreError> {
         self.bounded(self.append_log(log, at_ms, data)).await
     }
@@ -859,7 +874,7 @@ mod tests {
     use tollgate_core::store::conformance;
 
     const TABLE: &str = "tollgate-test";
-    /// The child-process half of `two_processes_share_one_counter`.
+    /// The child-process half of `two_processes_share_one_counter_and_batches`.
     const CHILD_TEST: &str = "store::dynamodb::tests::child_process_hammers_the_counter";
     const CHILD_ROUNDS: usize = 40;
     const CHILD_CEILING: i64 = 50;
@@ -1032,8 +1047,49 @@ mod tests {
         conformance::concurrent_ceiling(&spread, &unique_prefix("eight-clients"), 8, 25, 60).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_batches_are_all_or_nothing() {
+        let moto = start_moto();
+        let timeout = Duration::from_secs(10);
+        let store = store_at(&moto.endpoint, TABLE, timeout).await;
+        store.create_table_if_missing().await.unwrap();
+        // Eight callers sharing one client, then eight callers with a client each.
+        conformance::concurrent_batches(&store, &unique_prefix("batch-one"), 8, 30).await;
+        let mut stores = Vec::new();
+        for _ in 0..8 {
+            stores.push(store_at(&moto.endpoint, TABLE, timeout).await);
+        }
+        let spread = RoundRobin {
+            stores,
+            next: AtomicUsize::new(0),
+        };
+        conformance::concurrent_batches(&spread, &unique_prefix("batch-eight"), 8, 30).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_processes_share_one_counter() {
+    async fn batches_over_the_transaction_limit_are_refused() {
+        let (_moto, store) = moto_store().await;
+        let p = unique_prefix("limit");
+        let ops: Vec<_> = (0..=batch::MAX_TRANSACTION_ITEMS)
+            .map(|i| conformance::add(&format!("{p}:{i}"), 1, None, None))
+            .collect();
+        match store.batch(&ops).await {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("at most 100"), "{m}"),
+            other => panic!("expected a clear refusal, got {other:?}"),
+        }
+        assert_eq!(store.counter_get(&format!("{p}:0")).await.unwrap(), 0);
+        // Many ops on few items fit: ops on one counter merge into one transaction item.
+        let ops: Vec<_> = (0..150)
+            .map(|_| conformance::add(&format!("{p}:merged"), 1, Some(200), None))
+            .collect();
+        assert!(matches!(
+            store.batch(&ops).await.unwrap(),
+            BatchOutcome::Applied(t) if t.len() == 150 && t[149] == 150
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_share_one_counter_and_batches() {
         let (moto, _store) = moto_store().await;
         let prefix = unique_prefix("procs");
         let spawn = || {
@@ -1054,7 +1110,7 @@ mod tests {
                 .expect("spawn a child test process")
         };
         let children = [spawn(), spawn()];
-        let added: i64 = tokio::task::spawn_blocking(move || {
+        let (added, batches) = tokio::task::spawn_blocking(move || {
             children
                 .into_iter()
                 .map(|child| {
@@ -1065,15 +1121,18 @@ mod tests {
                         "child failed: {stdout}{}",
                         String::from_utf8_lossy(&out.stderr)
                     );
-                    stdout
-                        // libtest prints the test's name on the same line, so search within lines.
-                        .split("CAPPED_ADDED=")
-                        .nth(1)
-                        .and_then(|rest| rest.split_whitespace().next())
-                        .and_then(|n| n.parse::<i64>().ok())
-                        .unwrap_or_else(|| panic!("child did not report: {stdout}"))
+                    let reported = |name: &str| {
+                        stdout
+                            // libtest prints the test's name on the same line, so search within lines.
+                            .split(name)
+                            .nth(1)
+                            .and_then(|rest| rest.split_whitespace().next())
+                            .and_then(|n| n.parse::<i64>().ok())
+                            .unwrap_or_else(|| panic!("child did not report {name}: {stdout}"))
+                    };
+                    (reported("CAPPED_ADDED="), reported("BATCH_APPLIED="))
                 })
-                .sum()
+                .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
         })
         .await
         .unwrap();
@@ -1089,11 +1148,18 @@ mod tests {
         assert_eq!(capped, CHILD_CEILING, "the ceiling is reached exactly");
         let plain = store.counter_get(&format!("{prefix}:plain")).await.unwrap();
         assert_eq!(plain, 2 * CHILD_ROUNDS as i64, "no plain add lost");
+        assert_eq!(
+            batches,
+            conformance::BATCH_MAX_APPLIED,
+            "batches applied, both processes"
+        );
+        conformance::check_batch_totals(&store, &format!("{prefix}:batch"), batches).await;
     }
 
-    /// Run only as a child of `two_processes_share_one_counter` (does nothing without its env).
+    /// Run only as a child of `two_processes_share_one_counter_and_batches` (does nothing
+    /// without its env).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    #[ignore = "child process of two_processes_share_one_counter"]
+    #[ignore = "child process of two_processes_share_one_counter_and_batches"]
     async fn child_process_hammers_the_counter() {
         let (Ok(endpoint), Ok(table), Ok(prefix)) = (
             std::env::var("TOLLGATE_TEST_DDB_ENDPOINT"),
@@ -1128,6 +1194,10 @@ mod tests {
             .into_iter()
             .sum();
         println!("CAPPED_ADDED={added}");
+        let holder = format!("pid{}", std::process::id());
+        let tally =
+            conformance::batch_hammer(&store, &format!("{prefix}:batch"), &holder, 4, 20).await;
+        println!("BATCH_APPLIED={}", tally.applied);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1226,6 +1296,12 @@ mod tests {
         }
         async fn counter_get(&self, key: &str) -> Result<i64, StoreError> {
             self.pick().counter_get(key).await
+        }
+        async fn batch(&self, ops: &[BatchOp]) -> Result<BatchOutcome, StoreError> {
+            self.pick().batch(ops).await
+        }
+        async fn lease_count(&self, key: &str) -> Result<i64, StoreError> {
+            self.pick().lease_count(key).await
         }
         async fn log_append(&self, log: &str, at: u64, data: &[u8]) -> Result<(), StoreError> {
             self.pick().log_append(log, at, data).await

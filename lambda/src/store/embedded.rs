@@ -25,6 +25,12 @@
 //! the file is never left half-written. The price is one fsync per write (hundreds to a few
 //! thousand writes a second on ordinary disks), which is plenty for a local gateway.
 //!
+//! # Batches
+//! [`Store::batch`] reads what the batch touches, decides it with core's planner
+//! (`tollgate_core::store::batch::plan`) and writes the result, all in one write transaction:
+//! atomic (a refused batch writes nothing, and no other write lands in between) and, once
+//! committed, durable.
+//!
 //! # Expiry
 //! Each record and counter stores its absolute expiry (`expires_at_ms`, from the injected
 //! [`Clock`]). Reads treat an expired entry as absent; writes over one treat it as absent too
@@ -35,12 +41,15 @@
 //! - `records`: `&str` key → `(Option<u64> expires_at_ms, &[u8] value)`;
 //! - `counters`: `&str` key → `(i64 total, Option<u64> expires_at_ms)`;
 //! - `logs`: `(&str log, u64 at_ms, u64 sequence)` → `&[u8]` data;
-//! - `meta`: `&str` → `u64` (the last log sequence, so append order survives a restart).
+//! - `meta`: `&str` → `u64` (the last log sequence, so append order survives a restart);
+//! - `leases`: `(&str set, &str holder)` → `u64` expires_at_ms (one row per lease; a set's
+//!   expired rows are dropped whenever a batch writes the set).
 //!
 //! redb compares keys with the key type's own order: `&str` bytewise (the order `list_prefix`
 //! promises) and tuples element by element with integers compared numerically, so the logs
 //! table sorts by log, then time, then append order, and one range scan answers `log_range`.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -51,7 +60,8 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 use tollgate_core::ports::Clock;
-use tollgate_core::store::{CapOutcome, Entry, LogEntry, Store, StoreError};
+use tollgate_core::store::batch::{self, Counter, Planned, Snapshot};
+use tollgate_core::store::{BatchOp, BatchOutcome, CapOutcome, Entry, LogEntry, Store, StoreError};
 
 /// key → (expires_at_ms, value).
 const RECORDS: TableDefinition<&str, (Option<u64>, &[u8])> = TableDefinition::new("records");
@@ -59,6 +69,8 @@ const RECORDS: TableDefinition<&str, (Option<u64>, &[u8])> = TableDefinition::ne
 const COUNTERS: TableDefinition<&str, (i64, Option<u64>)> = TableDefinition::new("counters");
 /// (log, at_ms, append sequence) → data.
 const LOGS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("logs");
+/// (lease set, holder) → expires_at_ms.
+const LEASES: TableDefinition<(&str, &str), u64> = TableDefinition::new("leases");
 /// Bookkeeping values.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The `meta` key of the last log sequence handed out.
@@ -172,6 +184,7 @@ fn create_tables(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(COUNTERS)?;
     txn.open_table(LOGS)?;
     txn.open_table(META)?;
+    txn.open_table(LEASES)?;
     txn.commit()?;
     Ok(())
 }
@@ -246,6 +259,84 @@ fn add_in(
     let total = total.saturating_add(delta);
     table.insert(key, (total, expires))?;
     Ok(total)
+}
+
+/// Every lease row of `set` (live or not): holder → expiry.
+fn lease_rows(
+    table: &impl ReadableTable<(&'static str, &'static str), u64>,
+    set: &str,
+) -> Result<BTreeMap<String, u64>, StorageError> {
+    let mut rows = BTreeMap::new();
+    // Tuples compare element by element, so the set's rows are one run starting at (set, "").
+    for item in table.range((set, "")..)? {
+        let (key, expires) = item?;
+        let (s, holder) = key.value();
+        if s != set {
+            break;
+        }
+        rows.insert(holder.to_owned(), expires.value());
+    }
+    Ok(rows)
+}
+
+/// Reads, plans and (when accepted) writes a batch inside one write transaction. The inner
+/// error is the planner's (an overflowing total), returned before anything is written.
+fn batch_in(
+    txn: &WriteTransaction,
+    ops: &[BatchOp],
+    now: u64,
+) -> Result<Result<Planned, StoreError>, redb::Error> {
+    let mut snapshot = Snapshot::default();
+    {
+        let counters = txn.open_table(COUNTERS)?;
+        let leases = txn.open_table(LEASES)?;
+        for op in ops {
+            let key = op.key();
+            match op {
+                BatchOp::Add { .. } => {
+                    if let Some((total, expires_at_ms)) = live_counter(&counters, key, now)? {
+                        let counter = Counter {
+                            total,
+                            expires_at_ms,
+                        };
+                        snapshot.counters.insert(key.to_owned(), counter);
+                    }
+                }
+                BatchOp::Acquire { .. } | BatchOp::Release { .. } => {
+                    if !snapshot.leases.contains_key(key) {
+                        snapshot
+                            .leases
+                            .insert(key.to_owned(), lease_rows(&leases, key)?);
+                    }
+                }
+            }
+        }
+    }
+    let planned = match batch::plan(ops, &snapshot, now) {
+        Ok(planned) => planned,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Planned::Applied(plan) = &planned {
+        let mut counters = txn.open_table(COUNTERS)?;
+        for (key, c) in &plan.counters {
+            counters.insert(key.as_str(), (c.total, c.expires_at_ms))?;
+        }
+        let mut leases = txn.open_table(LEASES)?;
+        for (set, live) in &plan.leases {
+            for holder in snapshot
+                .leases
+                .get(set)
+                .into_iter()
+                .flat_map(|rows| rows.keys())
+            {
+                leases.remove((set.as_str(), holder.as_str()))?;
+            }
+            for (holder, expires) in live {
+                leases.insert((set.as_str(), holder.as_str()), *expires)?;
+            }
+        }
+    }
+    Ok(Ok(planned))
 }
 
 /// The next log sequence, persisted in the same transaction as the entry it orders.
@@ -383,6 +474,22 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn batch(&self, ops: &[BatchOp]) -> Result<BatchOutcome, StoreError> {
+        let (ops, now) = (ops.to_vec(), self.clock.now_ms());
+        // Read, decide and write in one write transaction: nothing lands in between.
+        let planned = self.write(move |txn| batch_in(txn, &ops, now)).await??;
+        Ok(planned.outcome())
+    }
+
+    async fn lease_count(&self, key: &str) -> Result<i64, StoreError> {
+        let (key, now) = (key.to_owned(), self.clock.now_ms());
+        self.read(move |txn| {
+            let table = txn.open_table(LEASES)?;
+            Ok(batch::live_count(&lease_rows(&table, &key)?, now))
+        })
+        .await
+    }
+
     async fn log_append(&self, log: &str, at_ms: u64, data: &[u8]) -> Result<(), StoreError> {
         let (log, data) = (log.to_owned(), data.to_vec());
         self.write(move |txn| {
@@ -477,6 +584,13 @@ mod tests {
         let dir = TempDir::new("concurrency");
         let (store, _clock) = manual_store(&dir);
         conformance::concurrent_ceiling(&store, "emb-conc", 8, 50, 100).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded_store_batches_are_all_or_nothing_under_concurrency() {
+        let dir = TempDir::new("batch-concurrency");
+        let (store, _clock) = manual_store(&dir);
+        conformance::concurrent_batches(&store, "emb-batch", 8, 30).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

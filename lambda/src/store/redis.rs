@@ -20,7 +20,7 @@ use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerEr
 use tollgate_core::store::redis_protocol::{
     self as protocol, counter_key, record_key, ScriptCall, ScriptId,
 };
-use tollgate_core::store::{CapOutcome, Entry, LogEntry, Store, StoreError};
+use tollgate_core::store::{BatchOp, BatchOutcome, CapOutcome, Entry, LogEntry, Store, StoreError};
 
 #[cfg(test)]
 use tollgate_core::store::redis_protocol::{EXPIRY_INDEX, RECORD_INDEX};
@@ -32,6 +32,8 @@ static COUNTER_ADD: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::CO
 static COUNTER_ADD_CAPPED: LazyLock<Script> =
     LazyLock::new(|| Script::new(protocol::COUNTER_ADD_CAPPED));
 static LOG_APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::LOG_APPEND));
+static BATCH: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::BATCH));
+static LEASE_COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(protocol::LEASE_COUNT));
 
 /// The loaded script (EVALSHA with its hash, EVAL on NOSCRIPT) for a protocol script.
 fn script(id: ScriptId) -> &'static Script {
@@ -42,6 +44,8 @@ fn script(id: ScriptId) -> &'static Script {
         ScriptId::CounterAdd => &COUNTER_ADD,
         ScriptId::CounterAddCapped => &COUNTER_ADD_CAPPED,
         ScriptId::LogAppend => &LOG_APPEND,
+        ScriptId::Batch => &BATCH,
+        ScriptId::LeaseCount => &LEASE_COUNT,
     }
 }
 
@@ -304,6 +308,21 @@ impl Store for RedisStore {
         Ok(total.unwrap_or(0))
     }
 
+    /// One `EVALSHA` of the shared batch script: atomic on the server (see
+    /// `redis_protocol::BATCH`).
+    async fn batch(&self, ops: &[BatchOp]) -> Result<BatchOutcome, StoreError> {
+        if ops.is_empty() {
+            return Ok(BatchOutcome::Applied(Vec::new()));
+        }
+        let reply: Vec<i64> = self.run(&protocol::batch_call(ops)).await?;
+        protocol::batch_outcome(&reply, ops.len())
+            .ok_or_else(|| StoreError::Corrupt("redis: unexpected batch reply".into()))
+    }
+
+    async fn lease_count(&self, key: &str) -> Result<i64, StoreError> {
+        self.run(&protocol::lease_count_call(key)).await
+    }
+
     async fn log_append(&self, log: &str, at_ms: u64, data: &[u8]) -> Result<(), StoreError> {
         let _sequence: i64 = self
             .run(&protocol::log_append_call(log, at_ms, data))
@@ -338,7 +357,10 @@ mod tests {
     use std::time::Instant;
 
     use futures_util::future::join_all;
-    use tollgate_core::store::conformance::{concurrent_ceiling, run_all};
+    use tollgate_core::store::conformance::{
+        batch_hammer, check_batch_totals, concurrent_batches, concurrent_ceiling, run_all,
+        BATCH_MAX_APPLIED,
+    };
 
     use super::*;
     use crate::clock::SystemClock;
@@ -412,6 +434,30 @@ mod tests {
         concurrent_ceiling(&store, &unique_prefix("conc1"), 8, 50, 100).await;
     }
 
+    #[tokio::test]
+    async fn concurrent_batches_on_one_connection_manager() {
+        let server = start_redis();
+        let store = store_for(&server).await;
+        concurrent_batches(&store, &unique_prefix("batch1"), 8, 30).await;
+    }
+
+    /// The same check as `concurrent_batches`, with each client on its own connection.
+    #[tokio::test]
+    async fn concurrent_batches_on_separate_connections() {
+        let server = start_redis();
+        let stores = join_all((0..8).map(|_| store_for(&server))).await;
+        let p = unique_prefix("batch8");
+        let holders: Vec<String> = (0..stores.len()).map(|i| format!("conn{i}")).collect();
+        let hammers = stores
+            .iter()
+            .zip(&holders)
+            .map(|(s, holder)| batch_hammer(s, &p, holder, 1, 30));
+        let tallies = join_all(hammers).await;
+        let applied: i64 = tallies.iter().map(|t| t.applied).sum();
+        assert_eq!(applied, BATCH_MAX_APPLIED);
+        check_batch_totals(&stores[0], &p, applied).await;
+    }
+
     /// The same check as `concurrent_ceiling`, with each client on its own connection.
     #[tokio::test]
     async fn concurrent_ceiling_on_separate_connections() {
@@ -480,6 +526,9 @@ mod tests {
         });
         let added: i64 = join_all(tasks).await.into_iter().sum();
         println!("capped_added={added}");
+        let holder = format!("pid{}", std::process::id());
+        let tally = batch_hammer(&store, &format!("{p}:batch"), &holder, WORKER_TASKS, 30).await;
+        println!("batch_applied={}", tally.applied);
     }
 
     #[tokio::test]
@@ -503,16 +552,20 @@ mod tests {
                     .expect("spawn the test binary")
             })
             .collect();
-        let mut added = 0;
+        let (mut added, mut batches) = (0, 0);
         for child in children {
             let out = child.wait_with_output().unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(out.status.success(), "worker failed: {stdout}");
-            let line = stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("capped_added="))
-                .unwrap_or_else(|| panic!("worker did not run: {stdout}"));
-            added += line.trim().parse::<i64>().unwrap();
+            let reported = |name: &str| -> i64 {
+                let line = stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("worker did not report {name}: {stdout}"));
+                line.trim().parse().unwrap()
+            };
+            added += reported("capped_added=");
+            batches += reported("batch_applied=");
         }
         assert!(now_ms() > start_ms, "the workers overlapped in time");
         let store = store_for(&server).await;
@@ -526,6 +579,11 @@ mod tests {
             (2 * WORKER_TASKS * WORKER_ATTEMPTS) as i64,
             "no increment lost"
         );
+        assert_eq!(
+            batches, BATCH_MAX_APPLIED,
+            "batches applied, both processes"
+        );
+        check_batch_totals(&store, &format!("{p}:batch"), batches).await;
     }
 
     /// A counter released back to 0 still exists: a later add must not restart its window

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate_core::ports::{Clock, HttpClient};
-use tollgate_core::store::conformance::{concurrent_ceiling, run_all};
+use tollgate_core::store::conformance::{concurrent_batches, concurrent_ceiling, run_all};
 use tollgate_core::store::redis_protocol::{counter_key, log_key, record_key};
 use tollgate_core::store::upstash::UpstashStore;
 use tollgate_core::store::{CapOutcome, Store, StoreError};
@@ -87,6 +87,12 @@ async fn conformance_suite() {
 async fn concurrent_capped_adds_never_pass_the_ceiling() {
     let (_redis, _shim, store) = setup().await;
     concurrent_ceiling(&store, &unique_prefix("conc"), 8, 25, 60).await;
+}
+
+#[tokio::test]
+async fn concurrent_batches_are_all_or_nothing() {
+    let (_redis, _shim, store) = setup().await;
+    concurrent_batches(&store, &unique_prefix("batch"), 8, 30).await;
 }
 
 /// The documented data format: values and log data are base64 text; counters are integers.

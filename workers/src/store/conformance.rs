@@ -2,7 +2,7 @@
 //! suite against the real bindings, in real time, and answers 200 "ok". A failed case panics,
 //! which workerd reports as a 500 (the message is in the wrangler log).
 
-use tollgate_core::store::conformance::{concurrent_ceiling, run_all};
+use tollgate_core::store::conformance::{concurrent_batches, concurrent_ceiling, run_all};
 use tollgate_core::store::{CapOutcome, Store};
 use worker::{Env, Response};
 
@@ -28,6 +28,7 @@ pub async fn run(env: &Env) -> worker::Result<Response> {
     worker::console_log!("store conformance: prefix {prefix}");
     run_all(&store, &WorkerClock, &prefix).await;
     concurrent_ceiling(&store, &format!("{prefix}-conc"), 8, 25, 60).await;
+    concurrent_batches(&store, &format!("{prefix}-batch"), 8, 30).await;
     workers_specifics(&store, &WorkerClock, &prefix).await;
     Response::ok("ok")
 }

@@ -8,6 +8,7 @@
 //! | `put_if_absent`, `delete` | one [`TollgateClaim`] per key, which then writes KV | claims of one key are serialized: exactly one wins; readers see the winner with KV's lag |
 //! | counters | one [`TollgateCounter`] per key (`TOLLGATE_COUNTERS`) | strong (linearizable per key); add, capped add and TTL-at-creation are atomic |
 //! | logs | one [`TollgateLog`] per log (`TOLLGATE_LOGS`) | strong; ordered by time, then append order |
+//! | leases, `batch` | the [`TollgateCounter`] of each key (a lease table beside the counter row) | atomic per object; across objects applied object by object and compensated on refusal (`batch.rs`) |
 //!
 //! Every failure is a [`StoreError`] value; nothing here panics. Every operation is bounded by a
 //! timeout ([`DEFAULT_TIMEOUT_MS`]); a `Timeout` means the outcome is unknown (the call may still
@@ -15,10 +16,12 @@
 //! bytes (KV values, request bodies, SQL blobs); only values small enough to be copied into KV
 //! metadata are base64 there.
 
+mod batch;
 mod claim;
 #[cfg(feature = "store-conformance")]
 pub mod conformance;
 mod counter;
+mod leases;
 mod log;
 mod records;
 mod wire;
@@ -28,13 +31,10 @@ pub use counter::TollgateCounter;
 pub use log::TollgateLog;
 
 use std::future::Future;
-use std::pin::pin;
-use std::time::Duration;
 
-use futures_util::future::{select, Either};
-use tollgate_core::store::{CapOutcome, Entry, LogEntry, Store, StoreError};
+use tollgate_core::store::{BatchOp, BatchOutcome, CapOutcome, Entry, LogEntry, Store, StoreError};
 use worker::kv::KvStore;
-use worker::{Delay, Env, ObjectNamespace};
+use worker::{Env, ObjectNamespace};
 
 use counter::CounterOp;
 
@@ -92,12 +92,7 @@ impl WorkersStore {
         &self,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let op = pin!(op);
-        let timer = pin!(Delay::from(Duration::from_millis(self.timeout_ms)));
-        match select(op, timer).await {
-            Either::Left((result, _)) => result,
-            Either::Right(_) => Err(StoreError::Timeout),
-        }
+        batch::bounded(self.timeout_ms, op).await
     }
 }
 
@@ -184,6 +179,21 @@ impl Store for WorkersStore {
             .bounded(counter::call(&self.counters, key, "/get", &op))
             .await?
             .total)
+    }
+
+    /// Per object atomic, compensated across objects (`batch.rs`); each wave of calls and the
+    /// compensation are bounded by the store's timeout.
+    async fn batch(&self, ops: &[BatchOp]) -> Result<BatchOutcome, StoreError> {
+        if ops.is_empty() {
+            return Ok(BatchOutcome::Applied(Vec::new()));
+        }
+        batch::run(&self.counters, ops, self.timeout_ms).await
+    }
+
+    async fn lease_count(&self, key: &str) -> Result<i64, StoreError> {
+        let reply = self.bounded(wire::call(&self.counters, key, "/leases", b""));
+        serde_json::from_slice(&reply.await?)
+            .map_err(|e| StoreError::Corrupt(format!("lease count reply: {e}")))
     }
 
     async fn log_append(&self, log: &str, at_ms: u64, data: &[u8]) -> Result<(), StoreError> {

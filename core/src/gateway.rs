@@ -54,9 +54,11 @@ pub struct Gateway {
     store: Arc<dyn Store>,
     /// Finishes a request's bookkeeping after its response, for hosts without a request scope.
     after_response: Arc<dyn AfterResponse>,
-    entropy: Arc<dyn Entropy>,
     /// Who hears of every settled request.
     subscribers: Arc<Subscribers>,
+    /// Request ids and dice: drawn from the host's entropy once, then one counter step per
+    /// request (a system call per request would cost more than the rest of the ledger).
+    ids: IdSource,
     /// Store failures the features tolerate, logged (rate-limited).
     store_failures: Arc<StoreFailures>,
     /// When this instance started, for `/health`'s uptime.
@@ -84,8 +86,8 @@ impl Gateway {
             clock: ports.clock,
             store: ports.store,
             after_response: ports.after_response,
-            entropy: ports.entropy,
             subscribers,
+            ids: IdSource::new(ports.entropy.as_ref()),
             store_failures: failures,
             started_ms,
         }
@@ -116,7 +118,7 @@ impl Gateway {
         after: Arc<dyn AfterResponse>,
     ) -> GatewayResponse {
         let started_ms = self.clock.now_ms();
-        let ids = RequestIds::draw(self.entropy.as_ref());
+        let ids = self.ids.next();
         let mut resp = self.route(req, &ids, after).await;
         respond::stamp_common_headers(&mut resp, &ids.call_id, started_ms, self.clock.now_ms());
         resp
@@ -138,32 +140,59 @@ impl Gateway {
     }
 }
 
-/// A request's identity and dice, from one draw of the host's entropy: the call id (a random
-/// UUID, as LiteLLM's) and the seed of the request's routing and id generator, so two
-/// instances started in the same millisecond never agree.
+/// A request's identity and dice: the call id (a version-4 UUID, as LiteLLM's) and the seed of
+/// the request's routing and id generator. Derived from a key drawn from the host's entropy,
+/// so two instances started in the same millisecond never agree.
 pub(crate) struct RequestIds {
     pub call_id: String,
     pub seed: u64,
 }
 
-impl RequestIds {
-    fn draw(entropy: &dyn Entropy) -> Self {
-        let mut b = [0u8; 24];
+/// Per-instance source of request ids: a random key from the host's entropy, and a counter.
+struct IdSource {
+    key: [u64; 2],
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl IdSource {
+    fn new(entropy: &dyn Entropy) -> Self {
+        let mut b = [0u8; 16];
         entropy.fill(&mut b);
-        let seed = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
+        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        IdSource {
+            key: [word(0), word(8)],
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The next request's ids: the counter mixed with the instance's random key (SplitMix64
+    /// steps), so ids are unique within an instance and differ between instances.
+    fn next(&self) -> RequestIds {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut rng = Rng::seeded(self.key[0] ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut u = [0u8; 16];
-        u.copy_from_slice(&b[..16]);
+        u[..8].copy_from_slice(&(rng.next_u64() ^ self.key[1]).to_le_bytes());
+        u[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let seed = rng.next_u64();
+        RequestIds::from_bytes(u, seed)
+    }
+}
+
+impl RequestIds {
+    fn from_bytes(mut u: [u8; 16], seed: u64) -> Self {
         u[6] = (u[6] & 0x0f) | 0x40;
         u[8] = (u[8] & 0x3f) | 0x80;
-        let hex: String = u.iter().map(|x| format!("{x:02x}")).collect();
-        let call_id = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut call_id = String::with_capacity(36);
+        for (i, byte) in u.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                call_id.push('-');
+            }
+            call_id.push(HEX[usize::from(byte >> 4)] as char);
+            call_id.push(HEX[usize::from(byte & 0x0f)] as char);
+        }
         RequestIds { call_id, seed }
     }
 

@@ -176,6 +176,12 @@ impl Entry {
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 pub trait Subscriber: MaybeSend + MaybeSync {
+    /// Whether [`Subscriber::settled`] has anything to do for `entry`: a cheap check, so a
+    /// request nobody needs to hear of costs no background task at all.
+    fn wants(&self, _entry: &Entry) -> bool {
+        true
+    }
+
     /// Called once per request, after it ended. Failures are the subscriber's to log; they
     /// never reach the client, who has the answer already.
     async fn settled(&self, entry: &Entry);
@@ -248,12 +254,12 @@ impl Ledger {
         entry.end = end;
         entry.ended_ms = self.subscribers.clock.now_ms();
         entry.settle_usage();
-        if self.subscribers.list.is_empty() {
+        if !self.subscribers.list.iter().any(|s| s.wants(&entry)) {
             return None;
         }
         let subscribers = Arc::clone(&self.subscribers);
         Some(Box::pin(async move {
-            for s in &subscribers.list {
+            for s in subscribers.list.iter().filter(|s| s.wants(&entry)) {
                 s.settled(&entry).await;
             }
         }))
@@ -392,6 +398,33 @@ mod tests {
         futures_executor::block_on(ledger.close(EndReason::ClientGone).unwrap());
         let usage = recorder.0.lock().unwrap()[0].usage.clone().unwrap();
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (300, 1));
+    }
+
+    struct Uninterested;
+
+    #[async_trait::async_trait]
+    impl Subscriber for Uninterested {
+        fn wants(&self, _entry: &Entry) -> bool {
+            false
+        }
+        async fn settled(&self, _entry: &Entry) {
+            panic!("not wanted, never called");
+        }
+    }
+
+    #[test]
+    fn a_request_no_subscriber_wants_costs_no_task() {
+        let held = Arc::new(Held::default());
+        let subs = Subscribers::new(vec![Arc::new(Uninterested)], Arc::new(Still));
+        let mut ledger = Ledger::open("c".into(), Endpoint::Embeddings, subs, held.clone());
+        assert!(ledger.close(EndReason::Completed).is_none());
+        drop(Ledger::open(
+            "d".into(),
+            Endpoint::Embeddings,
+            Subscribers::new(vec![Arc::new(Uninterested)], Arc::new(Still)),
+            held.clone(),
+        ));
+        assert!(held.0.lock().unwrap().is_empty(), "nothing deferred");
     }
 
     #[test]

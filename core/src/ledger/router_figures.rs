@@ -25,6 +25,12 @@ impl RouterFigures {
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 impl Subscriber for RouterFigures {
+    /// Only an attempt that took figures (a group of several under a strategy that records
+    /// some) has any to give back.
+    fn wants(&self, entry: &Entry) -> bool {
+        entry.route.is_some()
+    }
+
     async fn settled(&self, entry: &Entry) {
         let Some(route) = &entry.route else {
             return;

@@ -102,8 +102,10 @@ until curl -sf -m 300 -o /dev/null "$url/health/liveliness"; do
 done
 
 echo "== a client disconnects mid-stream; the in-flight count must return to 0"
-python3 - "$port" "$redis_port" $ids <<'PY' || fail "settlement after a client disconnect"
-import json, socket, subprocess, sys, time
+PYTHONPATH="$root/tests" python3 - "$port" "$redis_port" $ids <<'PY' || fail "settlement after a client disconnect"
+import subprocess, sys
+
+from settlement_probe import disconnect_mid_stream
 
 port, redis_port, ids = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 BOUND = 15.0
@@ -117,33 +119,9 @@ def in_flight():
         total += int(out or 0)
     return total
 
-body = json.dumps({"model": "drip", "stream": True,
-                   "messages": [{"role": "user", "content": "hi"}]}).encode()
-s = socket.create_connection(("127.0.0.1", port), timeout=60)
-s.sendall(b"POST /lambda-url/tollgate/v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-          b"authorization: Bearer sk-lambda-settlement\r\ncontent-type: application/json\r\n"
-          + f"content-length: {len(body)}\r\n\r\n".encode() + body)
-seen = b""
-while b"data: {" not in seen:
-    part = s.recv(65536)
-    if not part:
-        sys.exit(f"the stream ended before its first event: {seen[:300]!r}")
-    seen += part
-if not seen.startswith(b"HTTP/1.1 200"):
-    sys.exit(f"not a 200: {seen[:300]!r}")
-count = in_flight()
-if count != 1:
-    sys.exit(f"in flight while streaming: {count}, expected 1")
-s.close()
-left = time.monotonic()
-while True:
-    count = in_flight()
-    if count == 0:
-        print(f"ok: settled {time.monotonic() - left:.2f} s after the disconnect")
-        break
-    if time.monotonic() - left > BOUND:
-        sys.exit(f"still {count} in flight {BOUND:.0f} s after the client disconnected")
-    time.sleep(0.1)
+took = disconnect_mid_stream(port, "/lambda-url/tollgate/v1/chat/completions",
+                             "sk-lambda-settlement", in_flight, BOUND)
+print(f"ok: settled {took:.2f} s after the disconnect")
 PY
 
 echo "PASS: Lambda (emulator) settles a disconnected stream"

@@ -73,8 +73,9 @@ _tg_tools_main() {
     stamp_set npm "$npm_pkgs"
   fi
 
-  # ---- 2b. redis-server (Debian package; the Redis Store backend's tests start their own) ----
-  if ! command -v redis-server >/dev/null 2>&1; then
+  # ---- 2b. redis-server and redis-cli (Debian's redis-server, which pulls in redis-tools; the
+  #      Redis Store tests start their own server, tests/lambda-settlement.sh reads it with redis-cli) ----
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
     if ! run apt-get install -y redis-server; then
       timed "apt-get update" apt-get update
       timed "apt-get install redis-server" apt-get install -y redis-server

@@ -120,8 +120,10 @@ until curl -s -m 5 -o /dev/null "$url/health/liveliness"; do
 done
 
 echo "== a client disconnects mid-stream; the in-flight count must return to 0"
-python3 - "$port" $ids <<'PY' || fail "settlement after a client disconnect"
-import json, socket, sys, time, urllib.request
+PYTHONPATH="$root/tests" python3 - "$port" $ids <<'PY' || fail "settlement after a client disconnect"
+import sys, urllib.request
+
+from settlement_probe import disconnect_mid_stream
 
 port, ids = int(sys.argv[1]), sys.argv[2:]
 base = f"http://127.0.0.1:{port}"
@@ -134,42 +136,17 @@ def in_flight():
             total += int(r.read())
     return total
 
-def disconnect_mid_stream(delay_ms):
-    """Opens a stream, reads its first event, disconnects; seconds until the count is 0."""
-    body = json.dumps({"model": "drip", "stream": True,
-                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+def disconnect_and_wait(delay_ms):
+    """Seconds until the count is 0 after a disconnect, the settlement held `delay_ms`."""
     extra = f"x-tollgate-test-defer-delay-ms: {delay_ms}\r\n" if delay_ms else ""
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-              b"authorization: Bearer sk-workers-settlement\r\ncontent-type: application/json\r\n"
-              + f"{extra}content-length: {len(body)}\r\n\r\n".encode() + body)
-    seen = b""
-    while b"data: {" not in seen:
-        part = s.recv(65536)
-        if not part:
-            sys.exit(f"the stream ended before its first event: {seen[:300]!r}")
-        seen += part
-    if not seen.startswith(b"HTTP/1.1 200"):
-        sys.exit(f"not a 200: {seen[:300]!r}")
-    count = in_flight()
-    if count != 1:
-        sys.exit(f"in flight while streaming: {count}, expected 1")
-    s.close()
-    left = time.monotonic()
-    while True:
-        count = in_flight()
-        if count == 0:
-            return time.monotonic() - left
-        if time.monotonic() - left > BOUND:
-            sys.exit(f"still {count} in flight {BOUND:.0f} s after the client disconnected"
-                     + (f" (settlement deferred {delay_ms} ms)" if delay_ms else ""))
-        time.sleep(0.1)
+    return disconnect_mid_stream(port, "/v1/chat/completions", "sk-workers-settlement",
+                                 in_flight, BOUND, extra)
 
-took = disconnect_mid_stream(0)
+took = disconnect_and_wait(0)
 print(f"ok: settled {took:.2f} s after the disconnect")
 # The same with the settlement held 2 s past the disconnect (a slow Store): only work inside
 # ctx.wait_until survives that long; a bare spawn_local is cancelled with the request.
-took = disconnect_mid_stream(2000)
+took = disconnect_and_wait(2000)
 if took < 1.9:
     sys.exit(f"settled {took:.2f} s after the disconnect: the 2 s defer delay was not applied")
 print(f"ok: settled {took:.2f} s after the disconnect, with the settlement deferred 2 s")

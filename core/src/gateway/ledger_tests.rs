@@ -8,13 +8,12 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::tests::{
-    body_of, hello, ports, post, run, FixedClock, HeldTasks, Scripted, ScriptedClient,
+    body_of, figures, hello, ports, post, run, FixedClock, HeldTasks, Scripted, ScriptedClient,
 };
 use super::*;
 use crate::config::Config;
 use crate::ledger::{EndReason, Entry, Subscriber, UsageQuality};
 use crate::ports::TransportError;
-use crate::router::state::{self, Figures};
 use crate::store::memory::MemoryStore;
 use crate::store::Store;
 
@@ -256,20 +255,7 @@ fn an_unreadable_answer_fails_settles_and_gives_back_its_slot() {
     let e = s.settled();
     assert_eq!(e.end, EndReason::Failed);
     assert!(e.error.is_some());
-    let cfg = s.gw.config();
-    let ds: Vec<(usize, &crate::config::Deployment)> = cfg
-        .deployments
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (i, d.as_ref()))
-        .collect();
-    let c = run(state::load_candidates(
-        s.store.as_ref(),
-        &ds,
-        0,
-        Figures::ALL,
-    ))
-    .unwrap();
+    let c = figures(&s.gw, s.store.as_ref(), 0);
     assert_eq!(c.iter().map(|c| c.in_flight).sum::<i64>(), 0);
 }
 

@@ -53,8 +53,7 @@ impl Gateway {
             opts: RequestOptions::default(),
             upstream_ms: 0,
         };
-        let result = self.run(endpoint, req, &mut scope).await;
-        let resp = match result {
+        let mut resp = match self.run(endpoint, req, &mut scope).await {
             Ok(resp) => {
                 // A stream has taken the ledger over; this closes only a complete answer.
                 scope.ledger.close_after_response(EndReason::Completed);
@@ -69,7 +68,6 @@ impl Gateway {
                 resp
             }
         };
-        let mut resp = resp;
         resp.extensions_mut()
             .insert(UpstreamTime(scope.upstream_ms));
         resp

@@ -10,10 +10,11 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::tests::{
-    body_of, gateway_on, hello, ports, post, run, FixedClock, HeldTasks, OPENAI_OK, OVERLOADED,
+    body_of, figures, gateway_on, hello, ports, post, run, FixedClock, HeldTasks, OPENAI_OK,
+    OVERLOADED,
 };
 use super::*;
-use crate::config::{Config, Deployment};
+use crate::config::Config;
 use crate::ports::{BodyStream, HttpClient, TransportError};
 use crate::router::state::{self, Figures};
 use crate::store::memory::MemoryStore;
@@ -330,20 +331,7 @@ fn a_full_answer_settles_after_its_response() {
         1,
         "the ledger's work, after the response"
     );
-    let cfg = s.gw.config();
-    let ds: Vec<(usize, &Deployment)> = cfg
-        .deployments
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (i, d.as_ref()))
-        .collect();
-    let c = run(state::load_candidates(
-        s.store.as_ref(),
-        &ds,
-        1_700_000_000_000,
-        Figures::ALL,
-    ))
-    .unwrap();
+    let c = figures(&s.gw, s.store.as_ref(), 1_700_000_000_000);
     let tokens: i64 = c.iter().map(|c| c.minute_tokens).sum();
     let requests: i64 = c.iter().map(|c| c.minute_requests).sum();
     assert_eq!(

@@ -187,6 +187,28 @@ pub(super) async fn body_of(resp: GatewayResponse) -> (u16, String) {
     (status, text)
 }
 
+/// Every deployment's shared routing figures as the Store holds them at `now_ms`.
+pub(super) fn figures(
+    gw: &Gateway,
+    store: &dyn crate::store::Store,
+    now_ms: u64,
+) -> Vec<crate::router::Candidate> {
+    let ds: Vec<(usize, &crate::deployment::Deployment)> = gw
+        .config()
+        .deployments
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, d.as_ref()))
+        .collect();
+    run(crate::router::state::load_candidates(
+        store,
+        &ds,
+        now_ms,
+        crate::router::state::Figures::ALL,
+    ))
+    .unwrap()
+}
+
 pub(super) fn run<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
 }

@@ -1036,14 +1036,7 @@ mod tests {
         // Eight callers sharing one client.
         conformance::concurrent_ceiling(&store, &unique_prefix("one-client"), 8, 25, 60).await;
         // Eight callers, each with its own client (own connections, as separate instances).
-        let mut stores = Vec::new();
-        for _ in 0..8 {
-            stores.push(store_at(&moto.endpoint, TABLE, timeout).await);
-        }
-        let spread = RoundRobin {
-            stores,
-            next: AtomicUsize::new(0),
-        };
+        let spread = RoundRobin::of_clients(8, &moto.endpoint, timeout).await;
         conformance::concurrent_ceiling(&spread, &unique_prefix("eight-clients"), 8, 25, 60).await;
     }
 
@@ -1055,14 +1048,7 @@ mod tests {
         store.create_table_if_missing().await.unwrap();
         // Eight callers sharing one client, then eight callers with a client each.
         conformance::concurrent_batches(&store, &unique_prefix("batch-one"), 8, 30).await;
-        let mut stores = Vec::new();
-        for _ in 0..8 {
-            stores.push(store_at(&moto.endpoint, TABLE, timeout).await);
-        }
-        let spread = RoundRobin {
-            stores,
-            next: AtomicUsize::new(0),
-        };
+        let spread = RoundRobin::of_clients(8, &moto.endpoint, timeout).await;
         conformance::concurrent_batches(&spread, &unique_prefix("batch-eight"), 8, 30).await;
     }
 
@@ -1247,6 +1233,20 @@ mod tests {
     struct RoundRobin {
         stores: Vec<DynamoStore>,
         next: AtomicUsize,
+    }
+
+    impl RoundRobin {
+        /// `n` stores, each with its own client (own connections, as separate instances).
+        async fn of_clients(n: usize, endpoint: &str, timeout: Duration) -> Self {
+            let mut stores = Vec::new();
+            for _ in 0..n {
+                stores.push(store_at(endpoint, TABLE, timeout).await);
+            }
+            RoundRobin {
+                stores,
+                next: AtomicUsize::new(0),
+            }
+        }
     }
 
     impl RoundRobin {

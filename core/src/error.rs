@@ -30,6 +30,14 @@ pub enum ErrorKind {
     BadGateway,
     /// The upstream is overloaded or down (503).
     Unavailable,
+    /// A key, user, team, end user or the proxy is over its budget (400, LiteLLM's type).
+    BudgetExceeded,
+    /// The virtual key is past its expiry (400, LiteLLM's type).
+    ExpiredKey,
+    /// The virtual key may not call this model (401, LiteLLM's type).
+    KeyModelAccessDenied,
+    /// The key's team may not call this model (401, LiteLLM's type).
+    TeamModelAccessDenied,
 }
 
 impl ErrorKind {
@@ -45,13 +53,21 @@ impl ErrorKind {
             ErrorKind::RateLimit => "rate_limit_error",
             ErrorKind::Api | ErrorKind::BadGateway | ErrorKind::Unavailable => "api_error",
             ErrorKind::NotImplemented => "not_implemented_error",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::ExpiredKey => "expired_key",
+            ErrorKind::KeyModelAccessDenied => "key_model_access_denied",
+            ErrorKind::TeamModelAccessDenied => "team_model_access_denied",
         }
     }
 
     fn default_status(self) -> StatusCode {
         match self {
-            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
+            ErrorKind::InvalidRequest | ErrorKind::BudgetExceeded | ErrorKind::ExpiredKey => {
+                StatusCode::BAD_REQUEST
+            }
+            ErrorKind::Authentication
+            | ErrorKind::KeyModelAccessDenied
+            | ErrorKind::TeamModelAccessDenied => StatusCode::UNAUTHORIZED,
             ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,

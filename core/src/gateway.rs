@@ -63,6 +63,10 @@ pub struct Gateway {
     store_failures: Arc<StoreFailures>,
     /// When this instance started, for `/health`'s uptime.
     started_ms: u64,
+    /// Keys, users, teams, end users and budgets (cached reads, Store writes).
+    directory: crate::identity::Directory,
+    /// Randomness for keys the admin API generates.
+    entropy: Arc<dyn Entropy>,
 }
 
 impl Gateway {
@@ -79,7 +83,14 @@ impl Gateway {
             ))],
             Arc::clone(&ports.clock),
         );
+        let directory = crate::identity::Directory::new(
+            Arc::clone(&ports.store),
+            Arc::clone(&ports.clock),
+            config.governance.key_cache_ttl_ms,
+        );
         Gateway {
+            directory,
+            entropy: Arc::clone(&ports.entropy),
             config,
             master_key,
             http: ports.http,
@@ -101,6 +112,20 @@ impl Gateway {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The governance records (keys, users, teams, end users, budgets).
+    pub fn directory(&self) -> &crate::identity::Directory {
+        &self.directory
+    }
+
+    /// The host's cryptographic randomness (new keys).
+    pub fn entropy(&self) -> &dyn Entropy {
+        self.entropy.as_ref()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// Answers one request. Never panics on client input; every failure is an OpenAI-style error.

@@ -9,10 +9,13 @@
 pub mod admin;
 pub mod anthropic_ingress;
 pub mod auth;
+pub mod budget;
+pub mod calendar;
 pub mod config;
 pub mod deployment;
 pub mod error;
 pub mod gateway;
+pub mod identity;
 pub mod ids;
 pub mod ledger;
 pub mod openai;

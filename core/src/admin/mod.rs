@@ -1,22 +1,55 @@
 //! The admin API's route table: routes that manage or inspect the gateway rather than call a
-//! model, all behind the master key (checked by the caller). LiteLLM's key, user, team and
-//! spend routes join this table; today it holds the deployment health report.
+//! model. The caller is authenticated before (master key or virtual key); each route checks
+//! the caller's role (`Caller::is_admin`, `may_read_all`, or its own objects only).
 
 use bytes::Bytes;
 use http::Method;
 
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
+use crate::identity::Caller;
 
 /// The answer to an admin route, or `None` when `path` is not one.
 pub async fn route(
     gateway: &Gateway,
+    caller: &Caller,
     method: &Method,
     path: &str,
     _req: http::Request<Bytes>,
 ) -> Option<Result<GatewayResponse, GatewayError>> {
     match (method, path) {
-        (&Method::GET, "/health") => Some(Ok(gateway.health().await)),
+        (&Method::GET, "/health") => Some(match require_admin(caller) {
+            Ok(()) => Ok(gateway.health().await),
+            Err(e) => Err(e),
+        }),
         _ => None,
     }
+}
+
+/// Refuses callers that are not proxy admins (403, OpenAI's shape).
+pub fn require_admin(caller: &Caller) -> Result<(), GatewayError> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    Err(forbidden(caller))
+}
+
+/// Refuses callers that may not read everything (403).
+pub fn require_reader(caller: &Caller) -> Result<(), GatewayError> {
+    if caller.may_read_all() {
+        return Ok(());
+    }
+    Err(forbidden(caller))
+}
+
+fn forbidden(caller: &Caller) -> GatewayError {
+    GatewayError::new(
+        crate::error::ErrorKind::PermissionDenied,
+        format!(
+            "Only proxy admins may use this route; this key's role is {}.",
+            caller.role().as_str()
+        ),
+    )
+    .with_origin(crate::error::Origin::Policy)
+    .with_code("forbidden")
 }

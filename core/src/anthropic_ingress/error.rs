@@ -30,8 +30,13 @@ pub fn error_type(e: &GatewayError) -> &'static str {
         return known;
     }
     match e.kind {
-        ErrorKind::InvalidRequest | ErrorKind::Unprocessable => "invalid_request_error",
-        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::InvalidRequest
+        | ErrorKind::Unprocessable
+        | ErrorKind::BudgetExceeded
+        | ErrorKind::ExpiredKey => "invalid_request_error",
+        ErrorKind::Authentication
+        | ErrorKind::KeyModelAccessDenied
+        | ErrorKind::TeamModelAccessDenied => "authentication_error",
         ErrorKind::PermissionDenied => "permission_error",
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::RateLimit => "rate_limit_error",

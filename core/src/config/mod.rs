@@ -6,6 +6,7 @@
 
 mod environ;
 pub mod error;
+pub mod governance;
 pub mod raw;
 
 pub use error::ConfigError;
@@ -47,6 +48,8 @@ pub struct Config {
     /// `router_settings.enable_pre_call_checks`: skip deployments whose
     /// `model_info.max_input_tokens` the estimated prompt exceeds.
     pub pre_call_checks: bool,
+    /// Keys, budgets and their calendar (`config/governance.rs`), checked at load.
+    pub governance: governance::GovernanceSettings,
     pub raw: raw::RawConfig,
 }
 
@@ -199,7 +202,9 @@ impl Config {
                 ))
             }
         };
+        let governance = governance::GovernanceSettings::from_raw(&raw)?;
         Ok(Config {
+            governance,
             pre_call_checks,
             routing_strategy,
             cooldown,
@@ -230,6 +235,11 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The groups an alias stands for (`router_settings.model_group_alias`).
+    pub fn alias_targets(&self, alias: &str) -> Option<&[String]> {
+        self.aliases.get(alias).map(Vec::as_slice)
     }
 
     /// Names `/v1/models` lists: every group, then every visible alias that leads somewhere.

@@ -18,8 +18,8 @@ use super::routes::error_for;
 use super::work::Work;
 use super::{Gateway, RequestIds};
 use crate::anthropic_ingress;
-use crate::auth::authorize;
 use crate::error::GatewayError;
+use crate::identity::Caller;
 use crate::ledger::{EndReason, Endpoint, Ledger, RouteNote};
 use crate::ports::AfterResponse;
 use crate::rng::Rng;
@@ -32,6 +32,8 @@ pub(super) struct Scope {
     pub after: Arc<dyn AfterResponse>,
     pub rng: Rng,
     pub opts: RequestOptions,
+    /// Who is calling (authenticated first).
+    pub caller: Caller,
     /// Milliseconds spent on providers (calls and backoff), for the overhead header.
     pub upstream_ms: u64,
 }
@@ -51,6 +53,7 @@ impl Gateway {
             after,
             rng: ids.rng(),
             opts: RequestOptions::default(),
+            caller: Caller::Admin,
             upstream_ms: 0,
         };
         let mut resp = match self.run(endpoint, req, &mut scope).await {
@@ -79,7 +82,10 @@ impl Gateway {
         req: http::Request<Bytes>,
         scope: &mut Scope,
     ) -> Result<GatewayResponse, GatewayError> {
-        authorize(self.master_key.as_ref(), req.headers())?;
+        scope.caller = self
+            .directory
+            .authenticate(self.master_key.as_ref(), req.headers())
+            .await?;
         let end_user_header = req
             .headers()
             .get("x-litellm-end-user-id")
@@ -109,14 +115,19 @@ impl Gateway {
         work: &Work,
         scope: &mut Scope,
     ) -> Result<GatewayResponse, GatewayError> {
+        scope.caller.may_use(requested, &self.config)?;
         let first = match self.on_group(work, requested, scope).await {
             Ok(resp) => return Ok(resp),
             Err(e) => e,
         };
-        let groups =
-            self.config
-                .fallbacks
-                .for_failure(requested, &first, scope.opts.fallbacks.as_ref());
+        // A fallback group the key may not use is skipped, as if it were not configured.
+        let groups: Vec<String> = self
+            .config
+            .fallbacks
+            .for_failure(requested, &first, scope.opts.fallbacks.as_ref())
+            .into_iter()
+            .filter(|g| scope.caller.may_use(g, &self.config).is_ok())
+            .collect();
         let mut last = first;
         for (tried, group) in groups.iter().enumerate() {
             if let Some(e) = scope.ledger.entry() {

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use super::respond::{error_response, json_response, model_object, GatewayResponse};
 use super::{Gateway, RequestIds, VERSION};
 use crate::anthropic_ingress;
-use crate::auth::authorize;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ledger::Endpoint;
 use crate::ports::AfterResponse;
@@ -66,12 +65,15 @@ impl Gateway {
             (&Method::GET, "/health/readiness") => return Ok(self.readiness().await),
             _ => {}
         }
-        authorize(self.master_key.as_ref(), req.headers())?;
+        let caller = self
+            .directory
+            .authenticate(self.master_key.as_ref(), req.headers())
+            .await?;
         match (method, path) {
             (&Method::GET, "/models") => Ok(self.models()),
             (&Method::GET, p) if p.starts_with("/models/") => self.model(&p["/models/".len()..]),
             (_, "/models") => Err(not_allowed(path)),
-            _ => match crate::admin::route(self, method, path, req).await {
+            _ => match crate::admin::route(self, &caller, method, path, req).await {
                 Some(answer) => answer,
                 None => Err(GatewayError::new(
                     ErrorKind::NotFound,

@@ -42,7 +42,11 @@ impl ErrorClass {
             ErrorKind::NotFound
             | ErrorKind::PermissionDenied
             | ErrorKind::Unprocessable
-            | ErrorKind::NotImplemented => ErrorClass::Final,
+            | ErrorKind::NotImplemented
+            | ErrorKind::BudgetExceeded
+            | ErrorKind::ExpiredKey
+            | ErrorKind::KeyModelAccessDenied
+            | ErrorKind::TeamModelAccessDenied => ErrorClass::Final,
         }
     }
 

@@ -1,0 +1,11 @@
+//! Budgets: what a request may spend, reserved before the call and settled after.
+//!
+//! - `window.rs`: budget periods (`budget_duration`), aligned on the calendar;
+//! - `scope.rs`: what spends (key, user, team, member, end user, proxy, key×model) and its
+//!   spend counter per period.
+
+pub mod scope;
+pub mod window;
+
+pub use scope::Scope;
+pub use window::{Calendar, Duration};

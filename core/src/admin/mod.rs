@@ -2,6 +2,8 @@
 //! model. The caller is authenticated before (master key or virtual key); each route checks
 //! the caller's role (`Caller::is_admin`, `may_read_all`, or its own objects only).
 
+pub mod body;
+
 use bytes::Bytes;
 use http::Method;
 

@@ -2,9 +2,11 @@
 //!
 //! - `window.rs`: budget periods (`budget_duration`), aligned on the calendar;
 //! - `scope.rs`: what spends (key, user, team, member, end user, proxy, key×model) and its
-//!   spend counter per period.
+//!   spend counter per period;
+//! - `spend.rs`: reading a scope's spend in its current period.
 
 pub mod scope;
+pub mod spend;
 pub mod window;
 
 pub use scope::Scope;

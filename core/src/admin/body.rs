@@ -141,7 +141,13 @@ mod tests {
         let e = parse::<Body>(&Bytes::from("{nope")).unwrap_err();
         assert_eq!(e.status().as_u16(), 400);
         assert!(parse::<Body>(&Bytes::new()).is_ok(), "empty is {{}}");
-        assert_eq!(parse::<Body>(&Bytes::from("[]")).unwrap_err().status().as_u16(), 400);
+        assert_eq!(
+            parse::<Body>(&Bytes::from("[]"))
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            400
+        );
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! the caller's role (`Caller::is_admin`, `may_read_all`, or its own objects only).
 
 pub mod body;
+mod budgets;
+mod customers;
+mod keys;
+mod teams;
+mod users;
 
 use bytes::Bytes;
 use http::Method;
@@ -17,14 +22,26 @@ pub async fn route(
     caller: &Caller,
     method: &Method,
     path: &str,
-    _req: http::Request<Bytes>,
+    req: http::Request<Bytes>,
 ) -> Option<Result<GatewayResponse, GatewayError>> {
     match (method, path) {
         (&Method::GET, "/health") => Some(match require_admin(caller) {
             Ok(()) => Ok(gateway.health().await),
             Err(e) => Err(e),
         }),
-        _ => None,
+        _ => {
+            let family = path.trim_start_matches('/').split('/').next().unwrap_or("");
+            match family {
+                "key" => keys::route(gateway, caller, method, path, req).await,
+                "user" => users::route(gateway, caller, method, path, req).await,
+                "team" => teams::route(gateway, caller, method, path, req).await,
+                "customer" | "end_user" => {
+                    customers::route(gateway, caller, method, path, req).await
+                }
+                "budget" => budgets::route(gateway, caller, method, path, req).await,
+                _ => None,
+            }
+        }
     }
 }
 

@@ -17,7 +17,12 @@ pub async fn spent_usd(
     now_ms: u64,
     cal: Calendar,
 ) -> Result<f64, StoreError> {
-    let (key, _) = counter(scope, budget_duration.and_then(Duration::parse), now_ms, cal);
+    let (key, _) = counter(
+        scope,
+        budget_duration.and_then(Duration::parse),
+        now_ms,
+        cal,
+    );
     Ok(store.counter_get(&key).await? as f64 / NANOS_PER_USD)
 }
 

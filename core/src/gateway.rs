@@ -246,4 +246,4 @@ mod messages_tests;
 #[cfg(test)]
 mod routing_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -72,3 +72,33 @@ fn forbidden(caller: &Caller) -> GatewayError {
     .with_origin(crate::error::Origin::Policy)
     .with_code("forbidden")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::gateway::tests::{admin_gateway, call, run};
+    use crate::identity::records::KeyRecord;
+    use crate::identity::token;
+
+    const CONFIG: &str = "model_list:\n  - model_name: m\n    litellm_params: {model: mock/x}\ngeneral_settings:\n  master_key: sk-master\n";
+
+    #[test]
+    fn admin_routes_refuse_keys_that_are_not_admins() {
+        let gw = admin_gateway(CONFIG);
+        let t = token::hash("sk-plain-user-key");
+        run(gw.directory().put_key(
+            &t,
+            KeyRecord {
+                token: t.clone(),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        let (status, body) = call(&gw, "GET", "/health", "sk-plain-user-key", None);
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["type"], "permission_error");
+        let (status, _) = call(&gw, "GET", "/health", "sk-unknown-key", None);
+        assert_eq!(status, 401);
+        let (status, _) = call(&gw, "GET", "/health", &t, None);
+        assert_eq!(status, 401, "a stored token is not a credential");
+    }
+}

@@ -12,7 +12,7 @@ use super::*;
 use crate::ports::{BodyStream, Clock, HttpClient, TransportError};
 
 /// One scripted answer: status, headers and the body's parts (or a transport error).
-pub(super) type Scripted = Result<
+pub(crate) type Scripted = Result<
     (
         u16,
         Vec<(&'static str, &'static str)>,
@@ -23,13 +23,13 @@ pub(super) type Scripted = Result<
 
 /// Answers from a queue of scripted answers and keeps what was sent.
 #[derive(Default)]
-pub(super) struct ScriptedClient {
-    pub(super) answers: Mutex<VecDeque<Scripted>>,
-    pub(super) seen: Mutex<Vec<http::Request<Bytes>>>,
+pub(crate) struct ScriptedClient {
+    pub(crate) answers: Mutex<VecDeque<Scripted>>,
+    pub(crate) seen: Mutex<Vec<http::Request<Bytes>>>,
 }
 
 impl ScriptedClient {
-    pub(super) fn new(answers: Vec<Scripted>) -> Arc<Self> {
+    pub(crate) fn new(answers: Vec<Scripted>) -> Arc<Self> {
         Arc::new(ScriptedClient {
             answers: Mutex::new(answers.into()),
             ..Default::default()
@@ -68,7 +68,7 @@ impl HttpClient for ScriptedClient {
 
 /// Keeps background tasks so a test can run them (and see that there were some).
 #[derive(Default)]
-pub(super) struct HeldTasks(Mutex<Vec<crate::ports::Task>>);
+pub(crate) struct HeldTasks(Mutex<Vec<crate::ports::Task>>);
 
 impl crate::ports::AfterResponse for HeldTasks {
     fn defer(&self, task: crate::ports::Task) {
@@ -78,7 +78,7 @@ impl crate::ports::AfterResponse for HeldTasks {
 
 impl HeldTasks {
     /// Runs every held task to completion; returns how many there were.
-    pub(super) fn run_all(&self) -> usize {
+    pub(crate) fn run_all(&self) -> usize {
         let tasks: Vec<_> = self.0.lock().unwrap().drain(..).collect();
         let n = tasks.len();
         for t in tasks {
@@ -89,7 +89,7 @@ impl HeldTasks {
 }
 
 /// A clock that stands still and whose sleeps return at once.
-pub(super) struct FixedClock;
+pub(crate) struct FixedClock;
 
 #[async_trait::async_trait]
 impl Clock for FixedClock {
@@ -117,7 +117,7 @@ general_settings:
 
 /// A gateway on config `yaml` sending to `client`, on `clock` (the in-memory store's too),
 /// with background tasks held.
-pub(super) fn gateway_on(
+pub(crate) fn gateway_on(
     yaml: &str,
     client: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
@@ -131,7 +131,7 @@ pub(super) fn gateway_on(
 
 /// Distinct, reproducible "random" bytes: a counter through SplitMix64.
 #[derive(Default)]
-pub(super) struct CountingEntropy(std::sync::atomic::AtomicU64);
+pub(crate) struct CountingEntropy(std::sync::atomic::AtomicU64);
 
 impl crate::ports::Entropy for CountingEntropy {
     fn fill(&self, buf: &mut [u8]) {
@@ -144,7 +144,7 @@ impl crate::ports::Entropy for CountingEntropy {
 }
 
 /// The ports of a test gateway.
-pub(super) fn ports(
+pub(crate) fn ports(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     store: Arc<dyn crate::store::Store>,
@@ -167,14 +167,14 @@ fn gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>) {
     )
 }
 
-pub(super) fn post(path: &str, body: Value) -> http::Request<Bytes> {
+pub(crate) fn post(path: &str, body: Value) -> http::Request<Bytes> {
     http::Request::post(path)
         .header("authorization", "Bearer sk-master")
         .body(Bytes::from(body.to_string()))
         .unwrap()
 }
 
-pub(super) async fn body_of(resp: GatewayResponse) -> (u16, String) {
+pub(crate) async fn body_of(resp: GatewayResponse) -> (u16, String) {
     let status = resp.status().as_u16();
     let text = match resp.into_body() {
         ResponseBody::Full(b) => String::from_utf8(b.to_vec()).unwrap(),
@@ -188,7 +188,7 @@ pub(super) async fn body_of(resp: GatewayResponse) -> (u16, String) {
 }
 
 /// Every deployment's shared routing figures as the Store holds them at `now_ms`.
-pub(super) fn figures(
+pub(crate) fn figures(
     gw: &Gateway,
     store: &dyn crate::store::Store,
     now_ms: u64,
@@ -209,13 +209,13 @@ pub(super) fn figures(
     .unwrap()
 }
 
-pub(super) fn run<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn run<F: std::future::Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
 }
 
-pub(super) const OPENAI_OK: &str = r#"{"id":"chatcmpl-up","object":"chat.completion","created":5,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+pub(crate) const OPENAI_OK: &str = r#"{"id":"chatcmpl-up","object":"chat.completion","created":5,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
 
-pub(super) fn hello(model: &str) -> Value {
+pub(crate) fn hello(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
 }
 
@@ -678,7 +678,7 @@ fn health_probes_every_deployment() {
 
 /// A clock that records every sleep instead of waiting.
 #[derive(Default)]
-pub(super) struct SleepLog(Mutex<Vec<u64>>);
+pub(crate) struct SleepLog(Mutex<Vec<u64>>);
 
 #[async_trait::async_trait]
 impl Clock for SleepLog {
@@ -698,7 +698,7 @@ fn retrying_gateway(answers: Vec<Scripted>) -> (Gateway, Arc<ScriptedClient>, Ar
     (gw, client, clock)
 }
 
-pub(super) const OVERLOADED: &str =
+pub(crate) const OVERLOADED: &str =
     r#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#;
 
 #[test]
@@ -799,4 +799,28 @@ fn context_window_errors_use_their_own_fallbacks() {
             400
         );
     });
+}
+
+/// A gateway on `yaml` with the in-memory store at a fixed time, for admin route tests.
+pub(crate) fn admin_gateway(yaml: &str) -> Gateway {
+    gateway_on(yaml, ScriptedClient::new(vec![]), Arc::new(FixedClock))
+}
+
+/// One request with `key` as its bearer; the status and the JSON body (`Value::Null` when the
+/// body is not JSON).
+pub(crate) fn call(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {key}"))
+        .body(body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string())))
+        .unwrap();
+    let (status, text) = run(async { body_of(gw.handle(req).await).await });
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }

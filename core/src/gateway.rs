@@ -64,9 +64,11 @@ pub struct Gateway {
     /// When this instance started, for `/health`'s uptime.
     started_ms: u64,
     /// Keys, users, teams, end users and budgets (cached reads, Store writes).
-    directory: crate::identity::Directory,
+    directory: Arc<crate::identity::Directory>,
     /// Randomness for keys the admin API generates.
     entropy: Arc<dyn Entropy>,
+    /// Every deployment's prices, resolved once.
+    pricing: Arc<crate::cost::Pricing>,
 }
 
 impl Gateway {
@@ -76,19 +78,33 @@ impl Gateway {
         let master_key = config.master_key.as_ref().map(MasterKey::from);
         let started_ms = ports.clock.now_ms();
         let failures = StoreFailures::new(Arc::clone(&ports.clock));
-        let subscribers = Subscribers::new(
-            vec![Arc::new(RouterFigures::new(
-                Arc::clone(&ports.store),
-                Arc::clone(&failures),
-            ))],
-            Arc::clone(&ports.clock),
-        );
-        let directory = crate::identity::Directory::new(
+        let directory = Arc::new(crate::identity::Directory::new(
             Arc::clone(&ports.store),
             Arc::clone(&ports.clock),
             config.governance.key_cache_ttl_ms,
+        ));
+        let pricing = Arc::new(crate::cost::Pricing::from_config(&config));
+        let spend = crate::spend::SpendRecorder::new(
+            Arc::clone(&ports.store),
+            Arc::clone(&ports.clock),
+            Arc::clone(&pricing),
+            Arc::clone(&directory),
+            config.governance.calendar,
+            Arc::clone(&failures),
+            store_prompts(&config),
+        );
+        let subscribers = Subscribers::new(
+            vec![
+                Arc::new(RouterFigures::new(
+                    Arc::clone(&ports.store),
+                    Arc::clone(&failures),
+                )),
+                Arc::new(spend),
+            ],
+            Arc::clone(&ports.clock),
         );
         Gateway {
+            pricing,
             directory,
             entropy: Arc::clone(&ports.entropy),
             config,
@@ -165,6 +181,16 @@ impl Gateway {
     }
 }
 
+/// `general_settings.store_prompts_in_spend_logs` (LiteLLM's): answers kept in spend logs.
+fn store_prompts(config: &Config) -> bool {
+    config
+        .raw
+        .general_settings
+        .extra
+        .get("store_prompts_in_spend_logs")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+}
+
 /// A request's identity and dice: the call id (a version-4 UUID, as LiteLLM's) and the seed of
 /// the request's routing and id generator. Derived from a key drawn from the host's entropy,
 /// so two instances started in the same millisecond never agree.
@@ -226,6 +252,7 @@ impl RequestIds {
     }
 }
 
+mod admission;
 mod attempt;
 mod health;
 mod options;
@@ -237,6 +264,8 @@ mod work;
 
 pub(crate) use upstream::read_all;
 
+#[cfg(test)]
+mod governance_tests;
 #[cfg(test)]
 mod image_tests;
 #[cfg(test)]

@@ -64,6 +64,20 @@ pub struct RouteNote {
     pub figures: crate::router::state::Figures,
 }
 
+/// Who a request is on behalf of, for spend attribution and logs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attribution {
+    /// The virtual key's token (SHA-256 hex); `None` for the master key.
+    pub key_token: Option<String>,
+    pub key_alias: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    /// The request's end user (`user`, or `x-litellm-end-user-id`).
+    pub end_user: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// What the ledger knows of one request.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -99,6 +113,11 @@ pub struct Entry {
     pub output: Option<Bytes>,
     pub retries: u32,
     pub fallbacks: u32,
+    /// Who the request is on behalf of (set once authenticated and parsed).
+    pub attribution: Option<Arc<Attribution>>,
+    /// The budgets it spends in and what it reserved on them (`crate::budget`), settled by
+    /// the spend subscriber.
+    pub budget: Option<Box<crate::budget::Plan>>,
 }
 
 impl Entry {
@@ -125,6 +144,8 @@ impl Entry {
             output: None,
             retries: 0,
             fallbacks: 0,
+            attribution: None,
+            budget: None,
         }
     }
 

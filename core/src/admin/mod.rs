@@ -6,6 +6,7 @@ pub mod body;
 mod budgets;
 mod customers;
 mod keys;
+mod spend;
 mod teams;
 mod users;
 
@@ -30,6 +31,9 @@ pub async fn route(
             Err(e) => Err(e),
         }),
         _ => {
+            if let Some(answer) = spend::route(gateway, caller, method, path, &req).await {
+                return Some(answer);
+            }
             let family = path.trim_start_matches('/').split('/').next().unwrap_or("");
             match family {
                 "key" => keys::route(gateway, caller, method, path, req).await,

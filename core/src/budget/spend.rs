@@ -1,12 +1,9 @@
 //! Reading what a scope has spent in its current budget period (admin views, soft budgets).
 
+use super::plan::nanos_to_usd;
 use super::scope::{counter, Scope};
 use super::window::{Calendar, Duration};
 use crate::store::{Store, StoreError};
-
-/// Nano-dollars in a dollar: spend counters count nano-dollars (integers, so concurrent adds
-/// never round).
-pub const NANOS_PER_USD: f64 = 1e9;
 
 /// What `scope` has spent (finished requests plus reservations in flight) in the period of
 /// `budget_duration` that `now_ms` falls in, in dollars. An unreadable duration counts all time.
@@ -23,7 +20,7 @@ pub async fn spent_usd(
         now_ms,
         cal,
     );
-    Ok(store.counter_get(&key).await? as f64 / NANOS_PER_USD)
+    Ok(nanos_to_usd(store.counter_get(&key).await?))
 }
 
 /// When the current period of `budget_duration` ends (LiteLLM's `budget_reset_at`), epoch ms.

@@ -57,7 +57,8 @@ impl Gateway {
             upstream_ms: 0,
         };
         let mut resp = match self.run(endpoint, req, &mut scope).await {
-            Ok(resp) => {
+            Ok(mut resp) => {
+                self.stamp_spend_headers(&mut resp, &mut scope);
                 // A stream has taken the ledger over; this closes only a complete answer.
                 scope.ledger.close_after_response(EndReason::Completed);
                 resp
@@ -103,6 +104,8 @@ impl Gateway {
             e.requested_model = Some(requested.clone());
             e.prompt_tokens_estimate = work.estimated_prompt_tokens();
         }
+        scope.caller.may_use(&requested, &self.config)?;
+        self.admit(&work, &requested, scope).await?;
         self.with_fallbacks(&requested, &work, scope).await
     }
 
@@ -115,7 +118,6 @@ impl Gateway {
         work: &Work,
         scope: &mut Scope,
     ) -> Result<GatewayResponse, GatewayError> {
-        scope.caller.may_use(requested, &self.config)?;
         let first = match self.on_group(work, requested, scope).await {
             Ok(resp) => return Ok(resp),
             Err(e) => e,
@@ -132,6 +134,12 @@ impl Gateway {
         for (tried, group) in groups.iter().enumerate() {
             if let Some(e) = scope.ledger.entry() {
                 e.fallbacks = tried as u32 + 1;
+            }
+            // A dearer group needs a larger reservation; a budget that cannot take it skips
+            // the group (its refusal becomes the answer if nothing else works).
+            if let Err(e) = self.top_up_for(group, work, scope).await {
+                last = e;
+                continue;
             }
             match self.on_group(work, group, scope).await {
                 Ok(mut resp) => {
@@ -222,6 +230,33 @@ impl Gateway {
             self.clock.sleep(wait).await;
             scope.upstream_ms += wait;
             attempt += 1;
+        }
+    }
+}
+
+impl Gateway {
+    /// `x-litellm-response-cost` on a complete answer (a stream's cost is known only at its
+    /// end, and recorded in its spend log), and which soft budgets the request has passed.
+    fn stamp_spend_headers(&self, resp: &mut GatewayResponse, scope: &mut Scope) {
+        let Some(entry) = scope.ledger.entry() else {
+            return;
+        };
+        if let Some(plan) = entry
+            .budget
+            .as_ref()
+            .filter(|p| !p.soft_exceeded.is_empty())
+        {
+            let scopes = plan.soft_exceeded.join(",");
+            tracing::info!(scopes = %scopes, call_id = %entry.call_id, "soft budget passed");
+            set_header(resp, "x-litellm-soft-budget-exceeded", &scopes);
+        }
+        if matches!(resp.body(), crate::response::ResponseBody::Full(_)) {
+            let cost = self.pricing.cost(entry);
+            set_header(
+                resp,
+                "x-litellm-response-cost",
+                &crate::cost::nanos_to_usd(cost.nanos).to_string(),
+            );
         }
     }
 }

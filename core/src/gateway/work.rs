@@ -29,6 +29,27 @@ impl Work {
     }
 }
 
+impl Work {
+    /// The most output tokens the request asks for (`max_tokens`, `max_completion_tokens`),
+    /// times `n` choices; `None` when it names no bound. Embeddings and images produce no
+    /// output tokens.
+    pub(super) fn max_output_tokens(&self) -> Option<u64> {
+        let field = |v: &Value, name: &str| v.get(name).and_then(Value::as_u64);
+        match self {
+            Work::Chat(req) => req
+                .max_completion_tokens
+                .or(req.max_tokens)
+                .map(|t| t * u64::from(req.n.unwrap_or(1).max(1))),
+            Work::Completion(v) => Some(
+                // OpenAI's legacy default is 16 tokens.
+                field(v, "max_tokens").unwrap_or(16) * field(v, "n").unwrap_or(1).max(1),
+            ),
+            Work::Embeddings(_) | Work::Images(_) => Some(0),
+            Work::Messages(m) => field(&m.original, "max_tokens"),
+        }
+    }
+}
+
 /// Bytes of text in a prompt or input value (a string, or arrays of them; token arrays count
 /// four bytes per token).
 fn text_len(v: Option<&Value>) -> usize {

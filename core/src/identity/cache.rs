@@ -15,8 +15,11 @@ use std::sync::{Arc, Mutex};
 /// Entries kept at most, per kind of record.
 const MAX_ENTRIES: usize = 10_000;
 
+/// When an entry was read (ms) and what was read (`None`: absent).
+type Slot<T> = (u64, Option<Arc<T>>);
+
 pub struct TtlCache<T> {
-    entries: Mutex<HashMap<String, (u64, Option<Arc<T>>)>>,
+    entries: Mutex<HashMap<String, Slot<T>>>,
 }
 
 impl<T> Default for TtlCache<T> {

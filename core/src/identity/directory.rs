@@ -115,6 +115,18 @@ impl Directory {
         Ok(record)
     }
 
+    async fn insert_if_absent<T: Kind>(&self, id: &str, record: T) -> Result<bool, StoreError> {
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| StoreError::Corrupt(format!("record {}: {e}", T::store_key(id))))?;
+        let written = self
+            .store
+            .put_if_absent(&T::store_key(id), &bytes, None)
+            .await?;
+        // Either way the record now exists: read it afresh next time.
+        T::cache(self).forget(id);
+        Ok(written)
+    }
+
     async fn remove<T: Kind>(&self, id: &str) -> Result<bool, StoreError> {
         let removed = self.store.delete(&T::store_key(id)).await?;
         T::cache(self).put(id, self.clock.now_ms(), None);
@@ -205,6 +217,15 @@ accessors!(
 );
 
 impl Directory {
+    /// Creates the end user's record unless one exists (first spend); `true` when created.
+    pub async fn create_customer_if_absent(
+        &self,
+        record: CustomerRecord,
+    ) -> Result<bool, StoreError> {
+        let id = record.user_id.clone();
+        self.insert_if_absent(&id, record).await
+    }
+
     /// Claims `alias` for the key `token`; `false` when another key holds it.
     pub async fn claim_alias(&self, alias: &str, token: &str) -> Result<bool, StoreError> {
         let key = store_key::key_alias(alias);

@@ -180,6 +180,21 @@ fn model_access_is_checked_per_group_and_for_fallbacks() {
     assert_eq!(status, 401);
     assert_eq!(body["error"]["type"], "team_model_access_denied");
     assert_eq!(s.chat("sk-team-key", ask("other")).0, 200);
+
+    // /v1/models lists what the key may call.
+    let (status, models) = super::tests::call(&s.gw, "GET", "/v1/models", "sk-limited-key", None);
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["real"]);
+    assert_eq!(
+        super::tests::call(&s.gw, "GET", "/v1/models/cheap", "sk-limited-key", None).0,
+        401
+    );
 }
 
 #[test]

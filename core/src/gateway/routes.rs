@@ -70,8 +70,12 @@ impl Gateway {
             .authenticate(self.master_key.as_ref(), req.headers())
             .await?;
         match (method, path) {
-            (&Method::GET, "/models") => Ok(self.models()),
-            (&Method::GET, p) if p.starts_with("/models/") => self.model(&p["/models/".len()..]),
+            (&Method::GET, "/models") => Ok(self.models(&caller)),
+            (&Method::GET, p) if p.starts_with("/models/") => {
+                let name = &p["/models/".len()..];
+                caller.may_use(name, &self.config)?;
+                self.model(name)
+            }
             (_, "/models") => Err(not_allowed(path)),
             _ => match crate::admin::route(self, &caller, method, path, req).await {
                 Some(answer) => answer,
@@ -99,11 +103,13 @@ impl Gateway {
         }
     }
 
-    fn models(&self) -> GatewayResponse {
+    /// The models the caller may use (a virtual key sees only its own, as with LiteLLM).
+    fn models(&self, caller: &crate::identity::Caller) -> GatewayResponse {
         let data: Vec<Value> = self
             .config
             .public_model_names()
             .iter()
+            .filter(|n| caller.may_use(n, &self.config).is_ok())
             .map(|n| model_object(n))
             .collect();
         json_response(StatusCode::OK, &json!({"object": "list", "data": data}))

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod anthropic_ingress;
 pub mod auth;
 pub mod config;
+pub mod cost;
 pub mod deployment;
 pub mod error;
 pub mod gateway;

@@ -92,9 +92,9 @@ pub struct Pricing {
 struct DeploymentPrices {
     /// The config's price sources, highest priority first (the map comes after them).
     overrides: Vec<Prices>,
-    /// The map entry priced under one of the deployment's names (key, prices).
-    found: Option<(&'static str, &'static Prices)>,
-    /// `overrides` over `found`; `None` when nothing prices the deployment.
+    /// The key of the map entry that prices one of the deployment's names.
+    map_key: Option<&'static str>,
+    /// `overrides` over that entry; `None` when nothing prices the deployment.
     rates: Option<Rates>,
     max_output_tokens: Option<u64>,
 }
@@ -103,13 +103,11 @@ impl DeploymentPrices {
     fn resolve(map: &'static PriceMap<'static>, d: &Deployment, cpt: &CostPerToken) -> Self {
         let overrides = overrides::for_deployment(d, cpt);
         let entry = lookup::deployment_entry(map, d);
-        let found = entry
-            .filter(|(_, e)| !e.prices.is_empty())
-            .map(|(key, e)| (key, &e.prices));
-        let rates = with_map(&overrides, found.map(|(_, p)| p));
+        let priced = entry.filter(|(_, e)| !e.prices.is_empty());
+        let rates = with_map(&overrides, priced.map(|(_, e)| &e.prices));
         DeploymentPrices {
             overrides,
-            found,
+            map_key: priced.map(|(key, _)| key),
             rates,
             max_output_tokens: entry.and_then(|(_, e)| e.max_output_tokens),
         }
@@ -163,8 +161,8 @@ impl Pricing {
             let model = entry.response_model.as_deref()?;
             lookup::response_model_entry(self.map, d, model).filter(|(_, e)| !e.prices.is_empty())
         };
-        let (rates, key) = match prices.found {
-            Some((key, _)) => (prices.rates, Some(key)),
+        let (rates, key) = match prices.map_key {
+            Some(key) => (prices.rates, Some(key)),
             None => match reported() {
                 Some((key, e)) => (with_map(&prices.overrides, Some(&e.prices)), Some(key)),
                 None => (prices.rates, None),

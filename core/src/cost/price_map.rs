@@ -63,7 +63,11 @@ impl<'a> PriceMap<'a> {
         if lines.next().map(str::trim_end) != Some(HEADER) {
             return PriceMap::default();
         }
-        let mut map = PriceMap::default();
+        // Sized once: growing a table of thousands of entries would rehash it a dozen times.
+        let mut map = PriceMap {
+            entries: HashMap::with_capacity(text.bytes().filter(|b| *b == b'\n').count()),
+            skipped: 0,
+        };
         for line in lines {
             if line.is_empty() || line.starts_with('#') {
                 continue;

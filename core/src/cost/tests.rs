@@ -690,3 +690,9 @@ general_settings: {master_key: sk-m}
         assert!(body.get(name).is_none(), "{name} was sent upstream: {body}");
     }
 }
+
+#[test]
+fn pricing_is_shared_across_threads_on_native_hosts() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Pricing>();
+}

@@ -15,8 +15,11 @@ use std::sync::{Arc, Mutex};
 /// Entries kept at most, per kind of record.
 const MAX_ENTRIES: usize = 10_000;
 
+/// When each record was read, and the record (`None`: it did not exist).
+type Entries<T> = HashMap<String, (u64, Option<Arc<T>>)>;
+
 pub struct TtlCache<T> {
-    entries: Mutex<HashMap<String, (u64, Option<Arc<T>>)>>,
+    entries: Mutex<Entries<T>>,
 }
 
 impl<T> Default for TtlCache<T> {

@@ -340,5 +340,8 @@ async fn block(gw: &Gateway, body: &Bytes, blocked: bool) -> Result<GatewayRespo
 }
 
 #[cfg(test)]
+#[path = "team_access_tests.rs"]
+mod access_tests;
+#[cfg(test)]
 #[path = "teams_tests.rs"]
 mod tests;

@@ -1,0 +1,1 @@
+//! `/key/*` through the whole gateway.

@@ -21,7 +21,9 @@ use crate::identity::{token, Directory};
 /// A field as sent: absent (`None`), `null` (`Some(None)`), or a value.
 pub type Patch<T> = Option<Option<T>>;
 
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Patch<T>, D::Error> {
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Patch<T>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 

@@ -29,7 +29,7 @@ use crate::identity::{token, Caller, Directory};
 
 #[cfg(test)]
 #[path = "keys_tests.rs"]
-mod tests;
+pub(super) mod tests;
 
 /// `created_by` for the master key, LiteLLM's `litellm_proxy_admin_name`.
 const MASTER_ACTOR: &str = "default_user_id";

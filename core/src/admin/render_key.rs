@@ -30,13 +30,26 @@ pub struct Spend {
 /// Reads the key's spend counter (a 503 when the Store is down: a figure we cannot read is
 /// not reported as 0).
 pub async fn key_spend(gw: &Gateway, rec: &KeyRecord) -> Result<Spend, GatewayError> {
+    spend_of(
+        gw,
+        Scope::Key(rec.token.clone()),
+        rec.budget.budget_duration.as_deref(),
+    )
+    .await
+}
+
+/// What `scope` has spent in the current period of `budget_duration`, and when it ends.
+pub async fn spend_of(
+    gw: &Gateway,
+    scope: Scope,
+    budget_duration: Option<&str>,
+) -> Result<Spend, GatewayError> {
     let now = gw.clock().now_ms();
     let cal = gw.config().governance.calendar;
-    let duration = rec.budget.budget_duration.as_deref();
     let usd = spend::spent_usd(
         gw.directory().store().as_ref(),
-        &Scope::Key(rec.token.clone()),
-        duration,
+        &scope,
+        budget_duration,
         now,
         cal,
     )
@@ -44,7 +57,7 @@ pub async fn key_spend(gw: &Gateway, rec: &KeyRecord) -> Result<Spend, GatewayEr
     .map_err(store_down)?;
     Ok(Spend {
         usd,
-        reset_at_ms: spend::reset_at_ms(duration, now, cal),
+        reset_at_ms: spend::reset_at_ms(budget_duration, now, cal),
     })
 }
 

@@ -353,3 +353,25 @@ fn lists_page_and_filter_users() {
     let (status, out) = call(&gw, "GET", "/user/list?page_size=101", "sk-master", None);
     assert_eq!((status, &out["error"]["param"]), (422, &json!("page_size")));
 }
+
+#[test]
+fn a_users_models_bind_its_personal_keys_but_not_its_team_keys() {
+    let gw = gateway();
+    team(&gw, "t1", "T");
+    new_user(
+        &gw,
+        json!({"user_id": "u1", "models": ["m"], "auto_create_key": false}),
+    );
+    // A key with no models of its own still may not leave the user's list.
+    let personal = generate(&gw, json!({"user_id": "u1"}));
+    let personal = personal["key"].as_str().unwrap();
+    assert_eq!(chat(&gw, personal, "m").0, 200);
+    let (status, out) = chat(&gw, personal, "other");
+    assert_eq!(
+        (status, &out["error"]["type"]),
+        (401, &json!("key_model_access_denied"))
+    );
+    // A team key answers to its team's models instead, as LiteLLM's checks do.
+    let team_key = generate(&gw, json!({"user_id": "u1", "team_id": "t1"}));
+    assert_eq!(chat(&gw, team_key["key"].as_str().unwrap(), "other").0, 200);
+}

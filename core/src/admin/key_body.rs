@@ -3,8 +3,9 @@
 //!
 //! One struct serves all three: every field is a [`Patch`], so an update can tell a field left
 //! out (kept) from one sent as `null` (cleared), as LiteLLM's merge-patch updates do; for a new
-//! key both mean "not set". [`KeyFields::check`] decides what the body alone can; the async
-//! checks below read the Store (the team and budget named, alias claims).
+//! key both mean "not set". [`KeyFields::check`] decides what the body alone can; the checks
+//! below decide what the caller may set and read the Store (the team and budget named, alias
+//! claims).
 
 use std::collections::BTreeMap;
 
@@ -15,8 +16,11 @@ use crate::budget::Duration;
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::Gateway;
 use crate::identity::caller::store_down;
-use crate::identity::records::{KeyRecord, ModelBudget};
-use crate::identity::{token, Directory};
+use crate::identity::records::{KeyRecord, ModelBudget, Role};
+use crate::identity::{token, Caller, Directory};
+
+/// `created_by` for the master key, LiteLLM's `litellm_proxy_admin_name`.
+const MASTER_ACTOR: &str = "default_user_id";
 
 /// A field as sent: absent (`None`), `null` (`Some(None)`), or a value.
 pub type Patch<T> = Option<Option<T>>;
@@ -155,6 +159,57 @@ impl KeyFields {
     }
 }
 
+/// Admins may generate any key. An `internal_user` only keys of its own: its `user_id` is
+/// forced, a team must be one it belongs to, and it may not attach a shared budget (someone
+/// else's money).
+pub(super) async fn authorize_generate(
+    gw: &Gateway,
+    caller: &Caller,
+    fields: &mut KeyFields,
+) -> Result<(), GatewayError> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    if caller.role() != Role::InternalUser {
+        return Err(deny(
+            format!(
+                "A key whose role is {} may not generate keys.",
+                caller.role().as_str()
+            ),
+            None,
+        ));
+    }
+    let Some(own) = caller_user(caller) else {
+        return Err(deny(
+            "This key has no user_id, so it may not generate keys.",
+            Some("user_id"),
+        ));
+    };
+    if KeyFields::given(&fields.user_id).is_some_and(|u| u != own) {
+        return Err(deny(
+            "You may only generate keys for your own user_id.",
+            Some("user_id"),
+        ));
+    }
+    fields.user_id = Some(Some(own.to_string()));
+    if let Some(team_id) = KeyFields::given(&fields.team_id) {
+        let team = gw.directory().team(team_id).await.map_err(store_down)?;
+        if team.is_some_and(|t| t.member(own).is_none()) {
+            return Err(deny(
+                format!("You are not a member of team {team_id}."),
+                Some("team_id"),
+            ));
+        }
+    }
+    if KeyFields::given(&fields.budget_id).is_some() {
+        return Err(deny(
+            "Only proxy admins may attach a budget_id to a key.",
+            Some("budget_id"),
+        ));
+    }
+    Ok(())
+}
+
 /// A custom raw key must look like a key, and must not be the master key (which would
 /// authenticate as the admin before the record is ever read).
 pub fn check_custom(gw: &Gateway, raw: &str, field: &str) -> Result<(), GatewayError> {
@@ -220,13 +275,37 @@ pub(super) async fn release_if_held(
     Ok(())
 }
 
-fn set<T: Clone + Default>(target: &mut T, patch: &Patch<T>) {
+/// The user a virtual-key caller acts for (its key's `user_id`).
+pub(super) fn caller_user(caller: &Caller) -> Option<&str> {
+    caller.key().and_then(|k| k.key.user_id.as_deref())
+}
+
+/// Who made a change, for `created_by` / `updated_by`.
+pub(super) fn actor(caller: &Caller) -> Option<String> {
+    match caller {
+        Caller::Admin => Some(MASTER_ACTOR.to_string()),
+        Caller::Key(_) => caller_user(caller).map(str::to_string),
+    }
+}
+
+/// A 403 in OpenAI's shape.
+pub(super) fn deny(message: impl Into<String>, param: Option<&str>) -> GatewayError {
+    let e = GatewayError::new(ErrorKind::PermissionDenied, message)
+        .with_origin(Origin::Policy)
+        .with_code("forbidden");
+    match param {
+        Some(p) => e.with_param(p),
+        None => e,
+    }
+}
+
+pub(super) fn set<T: Clone + Default>(target: &mut T, patch: &Patch<T>) {
     if let Some(v) = patch {
         *target = v.clone().unwrap_or_default();
     }
 }
 
-fn set_opt<T: Clone>(target: &mut Option<T>, patch: &Patch<T>) {
+pub(super) fn set_opt<T: Clone>(target: &mut Option<T>, patch: &Patch<T>) {
     if let Some(v) = patch {
         target.clone_from(v);
     }

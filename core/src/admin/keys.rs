@@ -15,24 +15,22 @@ use serde_json::{json, Value};
 
 use super::body::{not_found, ok, parse};
 use super::key_body::{
-    check_custom, check_references, claim, release_if_held, unprocessable, KeyFields,
+    actor, authorize_generate, check_custom, check_references, claim, release_if_held,
+    unprocessable, KeyFields,
 };
 use super::render_key::{generated, info, key_object, key_spend, list};
 use super::require_admin;
 use crate::budget::scope::counter;
 use crate::budget::{Duration, Scope};
-use crate::error::{ErrorKind, GatewayError, Origin};
+use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
-use crate::identity::records::{store_key, KeyRecord, Role};
+use crate::identity::records::{store_key, KeyRecord};
 use crate::identity::{token, Caller, Directory};
 
 #[cfg(test)]
 #[path = "keys_tests.rs"]
 pub(super) mod tests;
-
-/// `created_by` for the master key, LiteLLM's `litellm_proxy_admin_name`.
-const MASTER_ACTOR: &str = "default_user_id";
 
 /// The answer to one of this family's routes, or `None` when `path` is not one.
 pub async fn route(
@@ -125,57 +123,6 @@ pub(super) async fn create_key(
             Err(store_down(e))
         }
     }
-}
-
-/// Admins may generate any key. An `internal_user` only keys of its own: its `user_id` is
-/// forced, a team must be one it belongs to, and it may not attach a shared budget (someone
-/// else's money).
-async fn authorize_generate(
-    gw: &Gateway,
-    caller: &Caller,
-    fields: &mut KeyFields,
-) -> Result<(), GatewayError> {
-    if caller.is_admin() {
-        return Ok(());
-    }
-    if caller.role() != Role::InternalUser {
-        return Err(deny(
-            format!(
-                "A key whose role is {} may not generate keys.",
-                caller.role().as_str()
-            ),
-            None,
-        ));
-    }
-    let Some(own) = caller_user(caller) else {
-        return Err(deny(
-            "This key has no user_id, so it may not generate keys.",
-            Some("user_id"),
-        ));
-    };
-    if KeyFields::given(&fields.user_id).is_some_and(|u| u != own) {
-        return Err(deny(
-            "You may only generate keys for your own user_id.",
-            Some("user_id"),
-        ));
-    }
-    fields.user_id = Some(Some(own.to_string()));
-    if let Some(team_id) = KeyFields::given(&fields.team_id) {
-        let team = gw.directory().team(team_id).await.map_err(store_down)?;
-        if team.is_some_and(|t| t.member(own).is_none()) {
-            return Err(deny(
-                format!("You are not a member of team {team_id}."),
-                Some("team_id"),
-            ));
-        }
-    }
-    if KeyFields::given(&fields.budget_id).is_some() {
-        return Err(deny(
-            "Only proxy admins may attach a budget_id to a key.",
-            Some("budget_id"),
-        ));
-    }
-    Ok(())
 }
 
 async fn update(
@@ -456,28 +403,4 @@ async fn block(
     rec.updated_by = actor(caller);
     let rec = dir.put_key(&token, rec).await.map_err(store_down)?;
     Ok(ok(&key_object(&rec, key_spend(gw, &rec).await?)))
-}
-
-/// The user a virtual-key caller acts for (its key's `user_id`).
-pub(super) fn caller_user(caller: &Caller) -> Option<&str> {
-    caller.key().and_then(|k| k.key.user_id.as_deref())
-}
-
-/// Who made a change, for `created_by` / `updated_by`.
-pub(super) fn actor(caller: &Caller) -> Option<String> {
-    match caller {
-        Caller::Admin => Some(MASTER_ACTOR.to_string()),
-        Caller::Key(_) => caller_user(caller).map(str::to_string),
-    }
-}
-
-/// A 403 in OpenAI's shape.
-pub(super) fn deny(message: impl Into<String>, param: Option<&str>) -> GatewayError {
-    let e = GatewayError::new(ErrorKind::PermissionDenied, message)
-        .with_origin(Origin::Policy)
-        .with_code("forbidden");
-    match param {
-        Some(p) => e.with_param(p),
-        None => e,
-    }
 }

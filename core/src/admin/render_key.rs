@@ -10,8 +10,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::body::{missing, not_found, ok, query, query_u64};
-use super::key_body::unprocessable;
-use super::keys::{caller_user, deny};
+use super::key_body::{caller_user, deny, unprocessable};
 use crate::budget::{spend, Scope};
 use crate::calendar::iso8601;
 use crate::error::GatewayError;

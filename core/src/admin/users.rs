@@ -11,8 +11,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::body::{missing, not_found, ok, parse, query, query_u64};
-use super::key_body::{non_negative, nullable, period, unprocessable, KeyFields, Patch};
-use super::keys::{caller_user, create_key, delete_record, deny, NewKey};
+use super::key_body::{
+    caller_user, deny, non_negative, nullable, period, set, set_opt, unprocessable, KeyFields,
+    Patch,
+};
+use super::keys::{create_key, delete_record, NewKey};
 use super::render_key::{key_object, key_spend, spend_of, Spend};
 use super::{require_admin, require_reader};
 use crate::budget::Scope;
@@ -132,16 +135,6 @@ impl UserFields {
     }
 
     fn apply(&self, rec: &mut UserRecord, role: Patch<Role>) {
-        fn set<T: Clone + Default>(target: &mut T, patch: &Patch<T>) {
-            if let Some(v) = patch {
-                *target = v.clone().unwrap_or_default();
-            }
-        }
-        fn set_opt<T: Clone>(target: &mut Option<T>, patch: &Patch<T>) {
-            if let Some(v) = patch {
-                target.clone_from(v);
-            }
-        }
         if let Some(role) = role {
             rec.user_role = role.unwrap_or_default();
         }

@@ -25,6 +25,8 @@ const MASTER_ACTOR: &str = "default_user_id";
 /// A field as sent: absent (`None`), `null` (`Some(None)`), or a value.
 pub type Patch<T> = Option<Option<T>>;
 
+/// Reads a field that is present, even as `null`, as `Some(...)`; an absent one keeps the
+/// struct's default, `None`.
 pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Patch<T>, D::Error> {
@@ -233,7 +235,8 @@ pub(super) async fn check_references(
     fields: &KeyFields,
 ) -> Result<(), GatewayError> {
     if let Some(team_id) = KeyFields::given(&fields.team_id) {
-        if dir.team(team_id).await.map_err(store_down)?.is_none() {
+        // Read afresh: a team made a moment ago on another instance is not refused.
+        if dir.team_fresh(team_id).await.map_err(store_down)?.is_none() {
             return Err(GatewayError::invalid_request(format!(
                 "Team not found for team_id={team_id}."
             ))
@@ -241,7 +244,12 @@ pub(super) async fn check_references(
         }
     }
     if let Some(budget_id) = KeyFields::given(&fields.budget_id) {
-        if dir.budget(budget_id).await.map_err(store_down)?.is_none() {
+        if dir
+            .budget_fresh(budget_id)
+            .await
+            .map_err(store_down)?
+            .is_none()
+        {
             return Err(GatewayError::invalid_request(format!(
                 "Budget not found for budget_id={budget_id}."
             ))

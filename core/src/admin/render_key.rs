@@ -128,6 +128,7 @@ pub fn generated(raw: &str, rec: &KeyRecord, spend: Spend) -> Value {
     Value::Object(out)
 }
 
+/// `GET /key/info?key=` (raw or token; without it, the caller's own key).
 pub(super) async fn info(
     gw: &Gateway,
     caller: &Caller,
@@ -174,6 +175,8 @@ pub(super) fn may_read(caller: &Caller, rec: &KeyRecord) -> bool {
     })
 }
 
+/// `GET /key/list`: `page`, `size`, filters `user_id`, `team_id`, `key_alias`; tokens, or
+/// key objects with `return_full_object=true`.
 pub(super) async fn list(
     gw: &Gateway,
     caller: &Caller,

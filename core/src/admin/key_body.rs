@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+use super::budgets::fields::{check_amount, check_duration};
 use crate::budget::Duration;
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::Gateway;
@@ -99,20 +100,20 @@ impl KeyFields {
                 *field = Some(None);
             }
         }
-        non_negative("max_budget", self.max_budget.flatten())?;
-        non_negative("soft_budget", self.soft_budget.flatten())?;
+        check_amount("max_budget", self.max_budget.flatten())?;
+        check_amount("soft_budget", self.soft_budget.flatten())?;
         if let Some(Some(d)) = &self.budget_duration {
-            period("budget_duration", d)?;
+            check_duration("budget_duration", Some(d))?;
         }
         if let Some(Some(d)) = &self.duration {
             if d.trim() != NEVER {
-                period("duration", d)?;
+                check_duration("duration", Some(d))?;
             }
         }
         for (model, budget) in self.model_max_budget.iter().flatten().flatten() {
-            non_negative(&format!("model_max_budget.{model}"), Some(budget.limit()))?;
+            check_amount(&format!("model_max_budget.{model}"), Some(budget.limit()))?;
             if let Some(p) = budget.period() {
-                period(&format!("model_max_budget.{model}.time_period"), p)?;
+                check_duration(&format!("model_max_budget.{model}.time_period"), Some(p))?;
             }
         }
         Ok(())
@@ -317,38 +318,6 @@ pub(super) fn set_opt<T: Clone>(target: &mut Option<T>, patch: &Patch<T>) {
     if let Some(v) = patch {
         target.clone_from(v);
     }
-}
-
-/// A dollar amount must be a finite number >= 0 (LiteLLM refuses NaN and negatives with a 400).
-pub fn non_negative(field: &str, value: Option<f64>) -> Result<(), GatewayError> {
-    match value {
-        Some(v) if !v.is_finite() || v < 0.0 => Err(GatewayError::invalid_request(format!(
-            "{field} must be a non-negative finite number. Received: {v}"
-        ))
-        .with_param(field)),
-        _ => Ok(()),
-    }
-}
-
-/// A duration as LiteLLM spells them (`30s`, `30m`, `1h`, `30d`, `1w`, `1mo`); anything else is
-/// a 422 naming the field.
-pub fn period(field: &str, text: &str) -> Result<(), GatewayError> {
-    match Duration::parse(text) {
-        Some(_) => Ok(()),
-        None => Err(unprocessable(
-            field,
-            format!(
-                "{field}: invalid duration '{text}'; use a number followed by s, m, h, d, w or mo (e.g. 30d)"
-            ),
-        )),
-    }
-}
-
-/// A 422 naming `field`, as a body that fails LiteLLM's request model gets.
-pub fn unprocessable(field: &str, message: String) -> GatewayError {
-    GatewayError::new(ErrorKind::Unprocessable, message)
-        .with_origin(Origin::Client)
-        .with_param(field)
 }
 
 #[cfg(test)]

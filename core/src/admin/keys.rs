@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::body::{not_found, ok, parse};
+use super::budgets::fields::unprocessable;
 use super::key_body::{
-    actor, authorize_generate, check_custom, check_references, claim, release_if_held,
-    unprocessable, KeyFields,
+    actor, authorize_generate, check_custom, check_references, claim, release_if_held, KeyFields,
 };
 use super::render_key::{generated, info, key_object, key_spend, list};
 use super::require_admin;
@@ -148,7 +148,7 @@ async fn update(
             None => {
                 return Err(unprocessable(
                     "key",
-                    "either key or key_alias must be provided".into(),
+                    "either key or key_alias must be provided",
                 ))
             }
         },
@@ -207,7 +207,7 @@ async fn delete(
     if keys.is_empty() && aliases.is_empty() {
         return Err(unprocessable(
             "keys",
-            "At least one of 'keys' or 'key_aliases' must be provided.".into(),
+            "At least one of 'keys' or 'key_aliases' must be provided.",
         ));
     }
     let dir = gw.directory();
@@ -274,7 +274,7 @@ async fn regenerate(
         .map(str::to_string)
         .or_else(|| KeyFields::given(&fields.key).cloned())
     else {
-        return Err(unprocessable("key", "key is required".into()));
+        return Err(unprocessable("key", "key is required"));
     };
     // `key` names the key to regenerate here, never a custom new one (that is `new_key`).
     fields.key = None;
@@ -389,7 +389,7 @@ async fn block(
     require_admin(caller)?;
     let req: BlockBody = parse(body)?;
     let Some(key) = req.key.filter(|k| !k.is_empty()) else {
-        return Err(unprocessable("key", "key is required".into()));
+        return Err(unprocessable("key", "key is required"));
     };
     let dir = gw.directory();
     let token = token::token_of(&key);

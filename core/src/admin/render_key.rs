@@ -10,7 +10,8 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::body::{missing, not_found, ok, query, query_u64};
-use super::key_body::{caller_user, deny, unprocessable};
+use super::budgets::fields::unprocessable;
+use super::key_body::{caller_user, deny};
 use crate::budget::{spend, Scope};
 use crate::calendar::iso8601;
 use crate::error::GatewayError;
@@ -184,14 +185,11 @@ pub(super) async fn list(
 ) -> Result<GatewayResponse, GatewayError> {
     let page = query_u64(req, "page")?.unwrap_or(1);
     if page == 0 {
-        return Err(unprocessable("page", "page must be at least 1".into()));
+        return Err(unprocessable("page", "page must be at least 1"));
     }
     let size = query_u64(req, "size")?.unwrap_or(10);
     if !(1..=100).contains(&size) {
-        return Err(unprocessable(
-            "size",
-            "size must be between 1 and 100".into(),
-        ));
+        return Err(unprocessable("size", "size must be between 1 and 100"));
     }
     let full = match query(req, "return_full_object").as_deref() {
         None | Some("false") | Some("False") | Some("0") => false,
@@ -199,7 +197,7 @@ pub(super) async fn list(
         Some(_) => {
             return Err(unprocessable(
                 "return_full_object",
-                "return_full_object must be true or false".into(),
+                "return_full_object must be true or false",
             ))
         }
     };

@@ -11,10 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::body::{missing, not_found, ok, parse, query, query_u64};
-use super::key_body::{
-    caller_user, deny, non_negative, nullable, period, set, set_opt, unprocessable, KeyFields,
-    Patch,
-};
+use super::budgets::fields::{check_amount, check_duration, new_uuid, unprocessable};
+use super::key_body::{caller_user, deny, nullable, set, set_opt, KeyFields, Patch};
 use super::keys::{create_key, delete_record, NewKey};
 use super::render_key::{key_object, key_spend, spend_of, Spend};
 use super::{require_admin, require_reader};
@@ -25,7 +23,6 @@ use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
 use crate::identity::records::{KeyRecord, Role, TeamMember, TeamRecord, TeamRole, UserRecord};
 use crate::identity::{Caller, Directory};
-use crate::ports::Entropy;
 
 #[cfg(test)]
 #[path = "users_tests.rs"]
@@ -118,14 +115,14 @@ impl UserFields {
             if id.is_empty() {
                 return Err(unprocessable(
                     "user_id",
-                    "user_id must not be empty or contain only whitespace".into(),
+                    "user_id must not be empty or contain only whitespace",
                 ));
             }
         }
-        non_negative("max_budget", self.max_budget.flatten())?;
-        non_negative("soft_budget", self.soft_budget.flatten())?;
+        check_amount("max_budget", self.max_budget.flatten())?;
+        check_amount("soft_budget", self.soft_budget.flatten())?;
         if let Some(Some(d)) = &self.budget_duration {
-            period("budget_duration", d)?;
+            check_duration("budget_duration", Some(d))?;
         }
         Ok(match &self.user_role {
             None => None,
@@ -185,7 +182,7 @@ async fn new_user(
     let dir = gw.directory();
     let user_id = match KeyFields::given(&fields.user_id) {
         Some(id) => id.clone(),
-        None => new_user_id(gw.entropy()),
+        None => new_uuid(gw.entropy()),
     };
     if dir
         .user_fresh(&user_id)
@@ -268,23 +265,6 @@ async fn new_user(
     Ok(ok(&new_user_response(&user, key.as_ref())))
 }
 
-/// A UUID v4 from the host's entropy (LiteLLM's `str(uuid.uuid4())`).
-fn new_user_id(entropy: &dyn Entropy) -> String {
-    let mut b = [0u8; 16];
-    entropy.fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
 /// A 409 for a user id or email already taken (LiteLLM's status for a duplicate user).
 fn conflict(field: &str, message: String) -> GatewayError {
     GatewayError::invalid_request(message)
@@ -350,23 +330,18 @@ async fn join_team(dir: &Directory, team: &TeamRef, user: &UserRecord) -> Result
 fn new_user_response(user: &UserRecord, key: Option<&NewKey>) -> Value {
     let mut out = user_object(user, Spend::default());
     let rec = key.map(|k| &k.record);
-    out.extend([
-        ("key".into(), json!(key.map_or("", |k| k.raw.as_str()))),
-        ("token".into(), json!(rec.map(|r| &r.token))),
-        ("key_name".into(), json!(rec.map(|r| &r.key_name))),
+    let fields = [
+        ("key", json!(key.map_or("", |k| k.raw.as_str()))),
+        ("token", json!(rec.map(|r| &r.token))),
+        ("key_name", json!(rec.map(|r| &r.key_name))),
+        ("key_alias", json!(rec.and_then(|r| r.key_alias.as_ref()))),
         (
-            "key_alias".into(),
-            json!(rec.and_then(|r| r.key_alias.as_ref())),
-        ),
-        (
-            "expires".into(),
+            "expires",
             json!(rec.and_then(|r| r.expires_ms).map(iso8601)),
         ),
-        (
-            "duration".into(),
-            json!(rec.and_then(|r| r.duration.as_ref())),
-        ),
-    ]);
+        ("duration", json!(rec.and_then(|r| r.duration.as_ref()))),
+    ];
+    out.extend(fields.map(|(k, v)| (k.to_string(), v)));
     Value::Object(out)
 }
 
@@ -556,7 +531,7 @@ async fn update(
         (None, None) => {
             return Err(unprocessable(
                 "user_id",
-                "Either user id or user email must be provided".into(),
+                "Either user id or user email must be provided",
             ))
         }
     };
@@ -587,7 +562,7 @@ async fn delete(
     require_admin(caller)?;
     let ids = parse::<DeleteBody>(body)?.user_ids.unwrap_or_default();
     if ids.is_empty() {
-        return Err(unprocessable("user_ids", "user_ids is required".into()));
+        return Err(unprocessable("user_ids", "user_ids is required"));
     }
     let dir = gw.directory();
     // Every user is found before anything is deleted: an unknown id deletes nothing.
@@ -632,13 +607,13 @@ async fn list(
     require_reader(caller)?;
     let page = query_u64(req, "page")?.unwrap_or(1);
     if page == 0 {
-        return Err(unprocessable("page", "page must be at least 1".into()));
+        return Err(unprocessable("page", "page must be at least 1"));
     }
     let page_size = query_u64(req, "page_size")?.unwrap_or(25);
     if !(1..=100).contains(&page_size) {
         return Err(unprocessable(
             "page_size",
-            "page_size must be between 1 and 100".into(),
+            "page_size must be between 1 and 100",
         ));
     }
     let role = query(req, "role").filter(|r| !r.is_empty());

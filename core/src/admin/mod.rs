@@ -5,7 +5,9 @@
 pub mod body;
 mod budgets;
 mod customers;
+mod key_body;
 mod keys;
+mod render_key;
 pub mod seed;
 mod spend;
 mod teams;

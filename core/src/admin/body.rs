@@ -26,12 +26,22 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, GatewayError> {
         ));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
+        let inner = e.inner().to_string();
+        // A missing field is reported at the parent ("."): name the field itself.
+        let path = match (e.path().to_string(), missing_field(&inner)) {
+            (p, Some(field)) if p == "." => field.to_string(),
+            (p, Some(field)) => format!("{p}.{field}"),
+            (p, None) => p,
+        };
         GatewayError::new(ErrorKind::Unprocessable, format!("{path}: {inner}"))
             .with_origin(Origin::Client)
             .with_param(path)
     })
+}
+
+/// The field serde's "missing field `name`" message names.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// A query parameter, percent-decoded.

@@ -6,6 +6,7 @@ pub mod body;
 mod budgets;
 mod customers;
 mod keys;
+pub mod seed;
 mod spend;
 mod teams;
 mod users;

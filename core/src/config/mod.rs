@@ -8,6 +8,7 @@ mod environ;
 pub mod error;
 pub mod governance;
 pub mod raw;
+pub mod seed;
 
 pub use error::ConfigError;
 pub(crate) use raw::number;
@@ -50,6 +51,9 @@ pub struct Config {
     pub pre_call_checks: bool,
     /// Keys, budgets and their calendar (`config/governance.rs`), checked at load.
     pub governance: governance::GovernanceSettings,
+    /// Governance objects declared in `general_settings.seed` (`config/seed.rs`), checked at
+    /// load; `crate::admin::seed::seed` writes them.
+    pub seed: seed::SeedSpec,
     pub raw: raw::RawConfig,
 }
 
@@ -111,7 +115,7 @@ impl Config {
     }
 
     fn from_raw(
-        raw: raw::RawConfig,
+        mut raw: raw::RawConfig,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let global_drop = raw.litellm_settings.drop_params.unwrap_or(false);
@@ -203,8 +207,11 @@ impl Config {
             }
         };
         let governance = governance::GovernanceSettings::from_raw(&raw)?;
-        Ok(Config {
+        // Taken out of the raw settings, so the raw keys it may hold are not kept.
+        let seed_section = raw.general_settings.extra.remove("seed");
+        let mut config = Config {
             governance,
+            seed: seed::SeedSpec::default(),
             pre_call_checks,
             routing_strategy,
             cooldown,
@@ -216,7 +223,10 @@ impl Config {
             hidden_aliases,
             master_key,
             raw,
-        })
+        };
+        // Read once the rest is, since an end user's `default_model` must be a model here.
+        config.seed = seed::SeedSpec::parse(seed_section, &config)?;
+        Ok(config)
     }
 
     /// The deployments serving `model`: a group name, or an alias of one or more groups.

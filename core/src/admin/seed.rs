@@ -1,0 +1,368 @@
+//! GitOps seeding: writes the governance objects `config.yaml` declares in
+//! `general_settings.seed` (format and checks in `config/seed.rs`) so they exist without admin
+//! calls. Hosts call [`seed`] at start-up (Lambda's main, a Worker's first request).
+//!
+//! - **Idempotent.** Each object is read, the config's fields are laid over it, and it is
+//!   written only if that changed it: a record already as the config says is not rewritten,
+//!   so every instance may seed at every start-up. `created_at` is kept; `updated_at` moves
+//!   only on a write.
+//! - **The config wins for the fields it names.** An admin edit of a field the config names
+//!   (a team's `max_budget`, a key's `models`) is undone at the next start-up (each cold start
+//!   on Lambda, each new isolate on Workers); fields the config does not name keep their admin
+//!   edits; a member's `max_budget_in_team` set by `/team/member_add` is kept unless the
+//!   config names one. Objects are never deleted here: one taken out of the config stays
+//!   until an admin deletes it.
+//! - **Keys** are stored under their token (`token::hash` of the raw key, hashed at config
+//!   load: no raw key reaches this module, and the report and logs name keys as `sk-...abcd`).
+//! - **References.** A key naming a team or a budget that does not exist, or an end user
+//!   naming a missing budget, is not written (it would run without the limits it names), nor
+//!   is a key whose `key_alias` another key holds; each is listed in [`SeedReport::refused`].
+//!   Seeded teams are added to their members' user records (`teams`), as `/team/new` does.
+//!
+//! Order: budgets, users, teams, end users, keys, so references within the seed resolve.
+
+pub use super::budgets::budget_body::{check_model_budgets, BudgetBody, ModelBudgetIn};
+pub use super::budgets::fields::{
+    check_amount, check_duration, check_soft_below_max, required, unknown_fields,
+};
+pub use super::customers::CustomerBody;
+pub use super::teams::TeamBody;
+
+use super::budgets::fields::set;
+use crate::config::seed::{SeedKey, SeedUser};
+use crate::gateway::Gateway;
+use crate::identity::records::{BudgetRecord, CustomerRecord, KeyRecord, TeamRecord, UserRecord};
+use crate::identity::Directory;
+use crate::store::StoreError;
+
+/// What [`seed`] did, object by object (`team eng`, `key sk-...abcd`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeedReport {
+    /// Written for the first time.
+    pub created: Vec<String>,
+    /// Stored differently from the config, rewritten.
+    pub updated: Vec<String>,
+    /// Already as the config says: not rewritten.
+    pub unchanged: usize,
+    /// Not written, with why.
+    pub refused: Vec<String>,
+}
+
+/// Records whose `updated_at` a rewrite moves.
+trait Stamped: Clone + PartialEq {
+    fn stamp(&mut self, now_ms: u64);
+}
+
+macro_rules! stamped {
+    ($($t:ty),*) => {$(
+        impl Stamped for $t {
+            fn stamp(&mut self, now_ms: u64) {
+                self.updated_at_ms = now_ms;
+            }
+        }
+    )*};
+}
+stamped!(
+    BudgetRecord,
+    UserRecord,
+    TeamRecord,
+    CustomerRecord,
+    KeyRecord
+);
+
+impl SeedReport {
+    /// Notes the outcome for `after` (the config laid over `before`); the record to write,
+    /// if any.
+    fn settle<T: Stamped>(
+        &mut self,
+        name: String,
+        before: Option<&T>,
+        mut after: T,
+        now_ms: u64,
+    ) -> Option<T> {
+        match before {
+            None => self.created.push(name),
+            Some(b) if *b == after => {
+                self.unchanged += 1;
+                return None;
+            }
+            Some(_) => {
+                after.stamp(now_ms);
+                self.updated.push(name);
+            }
+        }
+        Some(after)
+    }
+}
+
+/// Writes the config's seed (see the module docs). A Store failure stops it; running it
+/// again finishes the job.
+pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
+    let spec = &gateway.config().seed;
+    let mut report = SeedReport::default();
+    if spec.is_empty() {
+        return Ok(report);
+    }
+    let dir = gateway.directory();
+    let now = gateway.clock().now_ms();
+
+    for b in &spec.budgets {
+        let id = b.budget_id.as_deref().unwrap_or_default().trim();
+        let before = dir.budget_fresh(id).await?;
+        let mut rec = before.clone().unwrap_or_else(|| BudgetRecord {
+            budget_id: id.into(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            ..Default::default()
+        });
+        b.apply(&mut rec);
+        if let Some(rec) = report.settle(format!("budget {id}"), before.as_ref(), rec, now) {
+            dir.put_budget(id, rec).await?;
+        }
+    }
+
+    for u in &spec.users {
+        let id = u.user_id.trim();
+        let before = dir.user_fresh(id).await?;
+        let mut rec = before.clone().unwrap_or_else(|| UserRecord {
+            user_id: id.into(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            ..Default::default()
+        });
+        apply_user(u, &mut rec);
+        // The seeded teams that list this user, so the team step finds nothing to add.
+        for t in spec.teams.iter().filter(|t| lists(t, id)) {
+            join(&mut rec, t.team_id.as_deref().unwrap_or_default().trim());
+        }
+        if let Some(rec) = report.settle(format!("user {id}"), before.as_ref(), rec, now) {
+            dir.put_user(id, rec).await?;
+        }
+    }
+
+    for t in &spec.teams {
+        let id = t.team_id.as_deref().unwrap_or_default().trim();
+        let before = dir.team_fresh(id).await?;
+        let mut rec = before.clone().unwrap_or_else(|| TeamRecord {
+            team_id: id.into(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            ..Default::default()
+        });
+        t.apply(&mut rec, true);
+        let members: Vec<String> = rec
+            .members_with_roles
+            .iter()
+            .filter_map(|m| m.user_id.clone())
+            .collect();
+        if let Some(rec) = report.settle(format!("team {id}"), before.as_ref(), rec, now) {
+            dir.put_team(id, rec).await?;
+        }
+        for user in members
+            .iter()
+            .filter(|m| !spec.users.iter().any(|u| &u.user_id == *m))
+        {
+            join_user(dir, &mut report, user, id, now).await?;
+        }
+    }
+
+    for c in &spec.end_users {
+        let id = c.user_id.as_deref().unwrap_or_default().trim();
+        if let Some(b) = &c.budget_id {
+            if dir.budget(b).await?.is_none() {
+                report
+                    .refused
+                    .push(format!("end user {id}: budget {b} does not exist"));
+                continue;
+            }
+        }
+        let before = dir.customer_fresh(id).await?;
+        let mut rec = before.clone().unwrap_or_else(|| CustomerRecord {
+            user_id: id.into(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            ..Default::default()
+        });
+        c.apply(&mut rec);
+        if let Some(rec) = report.settle(format!("end user {id}"), before.as_ref(), rec, now) {
+            dir.put_customer(id, rec).await?;
+        }
+    }
+
+    for k in &spec.keys {
+        seed_key(dir, &mut report, k, now).await?;
+    }
+
+    tracing::info!(
+        created = report.created.len(),
+        updated = report.updated.len(),
+        unchanged = report.unchanged,
+        refused = report.refused.len(),
+        "config seed applied"
+    );
+    for r in &report.refused {
+        tracing::warn!(object = %r, "config seed: object not written");
+    }
+    Ok(report)
+}
+
+fn lists(team: &TeamBody, user_id: &str) -> bool {
+    team.members_with_roles
+        .iter()
+        .flatten()
+        .any(|m| m.user_id.as_deref() == Some(user_id))
+}
+
+fn join(user: &mut UserRecord, team_id: &str) {
+    if !user.teams.iter().any(|t| t == team_id) {
+        user.teams.push(team_id.to_string());
+    }
+}
+
+/// Adds the team to a member's user record (one the seed does not declare), if it exists.
+async fn join_user(
+    dir: &Directory,
+    report: &mut SeedReport,
+    user_id: &str,
+    team_id: &str,
+    now: u64,
+) -> Result<(), StoreError> {
+    let Some(before) = dir.user_fresh(user_id).await? else {
+        return Ok(());
+    };
+    let mut rec = before.clone();
+    join(&mut rec, team_id);
+    if rec != before {
+        rec.stamp(now);
+        report.updated.push(format!("user {user_id}"));
+        dir.put_user(user_id, rec).await?;
+    }
+    Ok(())
+}
+
+fn apply_user(u: &SeedUser, rec: &mut UserRecord) {
+    set(&mut rec.user_alias, u.user_alias.clone());
+    set(&mut rec.user_email, u.user_email.clone());
+    if let Some(role) = u.user_role {
+        rec.user_role = role;
+    }
+    if let Some(t) = &u.teams {
+        rec.teams = t.clone();
+    }
+    if let Some(m) = &u.models {
+        rec.models = m.clone();
+    }
+    set(&mut rec.budget.max_budget, u.max_budget);
+    set(&mut rec.budget.soft_budget, u.soft_budget);
+    set(&mut rec.budget.budget_duration, u.budget_duration.clone());
+    set(&mut rec.limits.tpm_limit, u.tpm_limit);
+    set(&mut rec.limits.rpm_limit, u.rpm_limit);
+    set(
+        &mut rec.limits.max_parallel_requests,
+        u.max_parallel_requests,
+    );
+    if let Some(m) = &u.metadata {
+        rec.metadata = m.clone();
+    }
+    if let Some(b) = u.blocked {
+        rec.blocked = b;
+    }
+}
+
+async fn seed_key(
+    dir: &Directory,
+    report: &mut SeedReport,
+    k: &SeedKey,
+    now: u64,
+) -> Result<(), StoreError> {
+    let f = &k.fields;
+    let name = format!("key {}", k.key_name);
+    if let Some(t) = &f.team_id {
+        if dir.team(t).await?.is_none() {
+            report
+                .refused
+                .push(format!("{name}: team {t} does not exist"));
+            return Ok(());
+        }
+    }
+    if let Some(b) = &f.budget_id {
+        if dir.budget(b).await?.is_none() {
+            report
+                .refused
+                .push(format!("{name}: budget {b} does not exist"));
+            return Ok(());
+        }
+    }
+    if let Some(alias) = &f.key_alias {
+        if !dir.claim_alias(alias, &k.token).await? {
+            report
+                .refused
+                .push(format!("{name}: key_alias {alias} is held by another key"));
+            return Ok(());
+        }
+    }
+    let before = dir.key_fresh(&k.token).await?;
+    let mut rec = before.clone().unwrap_or_else(|| KeyRecord {
+        token: k.token.clone(),
+        created_at_ms: now,
+        updated_at_ms: now,
+        created_by: Some("config".into()),
+        ..Default::default()
+    });
+    rec.key_name = k.key_name.clone();
+    set(&mut rec.key_alias, f.key_alias.clone());
+    set(&mut rec.user_id, f.user_id.clone());
+    set(&mut rec.team_id, f.team_id.clone());
+    set(&mut rec.budget_id, f.budget_id.clone());
+    if let Some(m) = &f.models {
+        rec.models = m.clone();
+    }
+    set(&mut rec.budget.max_budget, f.max_budget);
+    set(&mut rec.budget.soft_budget, f.soft_budget);
+    set(&mut rec.budget.budget_duration, f.budget_duration.clone());
+    set(&mut rec.limits.tpm_limit, f.tpm_limit);
+    set(&mut rec.limits.rpm_limit, f.rpm_limit);
+    set(
+        &mut rec.limits.max_parallel_requests,
+        f.max_parallel_requests,
+    );
+    if let Some(m) = &f.model_max_budget {
+        rec.model_max_budget = m.iter().map(|(k, v)| (k.clone(), v.to_record())).collect();
+    }
+    if let Some(m) = &f.model_rpm_limit {
+        rec.model_rpm_limit = m.clone();
+    }
+    if let Some(m) = &f.model_tpm_limit {
+        rec.model_tpm_limit = m.clone();
+    }
+    if let Some(m) = &f.metadata {
+        rec.metadata = m.clone();
+    }
+    if let Some(t) = &f.tags {
+        rec.tags = t.clone();
+    }
+    if let Some(b) = f.blocked {
+        rec.blocked = b;
+    }
+    if let Some(c) = &f.allowed_cache_controls {
+        rec.allowed_cache_controls = c.clone();
+    }
+    let old_alias = before.as_ref().and_then(|b| b.key_alias.clone());
+    if let Some(mut rec) = report.settle(name, before.as_ref(), rec, now) {
+        if before.is_some() {
+            rec.updated_by = Some("config".into());
+        }
+        dir.put_key(&k.token, rec).await?;
+    }
+    // The config renamed the key: its old alias is free again.
+    if let (Some(old), Some(new)) = (old_alias, &f.key_alias) {
+        if &old != new {
+            dir.release_alias(&old).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "seed_tests.rs"]
+mod tests;

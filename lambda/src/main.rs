@@ -90,6 +90,14 @@ fn main() -> ExitCode {
         entropy: Arc::new(entropy::OsEntropy),
     };
     let gateway = Arc::new(Gateway::new(config, ports));
+    // Keys, users and teams the config declares exist before the first request (idempotent:
+    // what is already as the config says is not rewritten). A Store that refuses is logged,
+    // not fatal: the master key still works.
+    match runtime.block_on(tollgate_core::admin::seed::seed(&gateway)) {
+        Ok(report) if !report.is_empty() => tracing::info!(%report, "config seed applied"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "config seed not applied: the store failed"),
+    }
     let result = runtime.block_on(async move {
         if in_lambda {
             lambda_host::run(gateway).await

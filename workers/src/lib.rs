@@ -28,6 +28,8 @@ thread_local! {
     /// Built on the isolate's first request and reused by every later one: the config is
     /// parsed once per instance, not per request.
     static GATEWAY: RefCell<Option<Rc<std::result::Result<Gateway, String>>>> = const { RefCell::new(None) };
+    /// Whether this isolate has applied the config's seed (keys, users, teams it declares).
+    static SEEDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 #[event(fetch)]
@@ -45,6 +47,14 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let gateway = instance(&env);
     let response = match gateway.as_ref() {
         Ok(gw) => {
+            // The config's seed, once per isolate, before its first request is answered (the
+            // keys it declares must work from that request on). Idempotent across isolates.
+            if !SEEDED.with(|s| s.replace(true)) {
+                if let Err(e) = tollgate_core::admin::seed::seed(gw).await {
+                    SEEDED.with(|s| s.set(false));
+                    worker::console_error!("config seed not applied: the store failed: {e}");
+                }
+            }
             // Work left after the response (a stream's settlement when its client leaves)
             // runs inside this request's ctx.wait_until: a bare spawn_local is cancelled once
             // the client is gone (tests/workers-settlement.sh shows both).

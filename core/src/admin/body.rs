@@ -28,10 +28,10 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, GatewayError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.inner().to_string();
         // A missing field is reported at the parent ("."): name the field itself.
-        let path = match (e.path().to_string(), missing_field(&inner)) {
-            (p, Some(field)) if p == "." => field.to_string(),
-            (p, Some(field)) => format!("{p}.{field}"),
-            (p, None) => p,
+        let (path, inner) = match (e.path().to_string(), missing_field(&inner)) {
+            (p, Some(field)) if p == "." => (field.to_string(), "field required".to_string()),
+            (p, Some(field)) => (format!("{p}.{field}"), "field required".to_string()),
+            (p, None) => (p, inner),
         };
         GatewayError::new(ErrorKind::Unprocessable, format!("{path}: {inner}"))
             .with_origin(Origin::Client)

@@ -184,8 +184,10 @@ async fn list(gw: &Gateway, caller: &Caller) -> Result<GatewayResponse, GatewayE
     require_reader(caller)?;
     let mut all = gw.directory().list_customers().await.map_err(store_down)?;
     all.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-    let objects =
-        futures_util::future::try_join_all(all.iter().map(|c| customer_object(gw, c))).await?;
+    let mut objects = Vec::with_capacity(all.len());
+    for c in &all {
+        objects.push(customer_object(gw, c).await?);
+    }
     Ok(body::ok(&objects))
 }
 
@@ -301,9 +303,10 @@ async fn block(
         changed.push(dir.put_customer(id, rec).await.map_err(store_down)?);
     }
     if blocked {
-        let objects =
-            futures_util::future::try_join_all(changed.iter().map(|c| customer_object(gw, c)))
-                .await?;
+        let mut objects = Vec::with_capacity(changed.len());
+        for c in &changed {
+            objects.push(customer_object(gw, c).await?);
+        }
         return Ok(body::ok(&json!({ "blocked_users": objects })));
     }
     let still: Vec<String> = dir

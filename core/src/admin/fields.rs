@@ -33,24 +33,7 @@ pub fn new_uuid(entropy: &dyn Entropy) -> String {
 /// The body as `T`, as [`crate::admin::body::parse`] reads it, with a missing required field named
 /// in `param` (the parser names the object that lacks it, `.` at the top).
 pub fn parse<T: serde::de::DeserializeOwned>(body: &bytes::Bytes) -> Result<T, GatewayError> {
-    crate::admin::body::parse(body).map_err(|mut e| {
-        let missing = e
-            .message
-            .split("missing field `")
-            .nth(1)
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_string);
-        if let (Some(field), Some(at)) = (missing, e.param.as_deref()) {
-            let param = if at == "." {
-                field
-            } else {
-                format!("{at}.{field}")
-            };
-            e.message = format!("{param}: field required");
-            e.param = Some(param);
-        }
-        e
-    })
+    crate::admin::body::parse(body)
 }
 
 /// A well-formed body the route cannot accept as it is (422), naming the field.

@@ -5,7 +5,9 @@
 pub mod body;
 mod budgets;
 mod customers;
+mod key_body;
 mod keys;
+mod render_key;
 pub mod seed;
 mod spend;
 mod teams;
@@ -18,6 +20,17 @@ use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::Caller;
 
+/// An admin route's answer, or `None` when the path is not one of its family's.
+type Answer = Option<Result<GatewayResponse, GatewayError>>;
+
+/// A family's answer as a boxed future. Boxing keeps each family's state machine out of the
+/// request's (one large future made rustc's `Send` proof for the Lambda runtime fail with a
+/// higher-ranked lifetime error), and admin calls are rare enough for one allocation.
+#[cfg(not(target_arch = "wasm32"))]
+type Boxed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send + 'a>>;
+#[cfg(target_arch = "wasm32")]
+type Boxed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + 'a>>;
+
 /// The answer to an admin route, or `None` when `path` is not one.
 pub async fn route(
     gateway: &Gateway,
@@ -25,29 +38,27 @@ pub async fn route(
     method: &Method,
     path: &str,
     req: http::Request<Bytes>,
-) -> Option<Result<GatewayResponse, GatewayError>> {
-    match (method, path) {
-        (&Method::GET, "/health") => Some(match require_admin(caller) {
+) -> Answer {
+    if let (&Method::GET, "/health") = (method, path) {
+        return Some(match require_admin(caller) {
             Ok(()) => Ok(gateway.health().await),
             Err(e) => Err(e),
-        }),
-        _ => {
-            if let Some(answer) = spend::route(gateway, caller, method, path, &req).await {
-                return Some(answer);
-            }
-            let family = path.trim_start_matches('/').split('/').next().unwrap_or("");
-            match family {
-                "key" => keys::route(gateway, caller, method, path, req).await,
-                "user" => users::route(gateway, caller, method, path, req).await,
-                "team" => teams::route(gateway, caller, method, path, req).await,
-                "customer" | "end_user" => {
-                    customers::route(gateway, caller, method, path, req).await
-                }
-                "budget" => budgets::route(gateway, caller, method, path, req).await,
-                _ => None,
-            }
-        }
+        });
     }
+    let family = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let answer: Boxed<'_> = match family {
+        "spend" | "global" => Box::pin(spend::route(gateway, caller, method, path, &req)),
+        _ if path.ends_with("/daily/activity") => {
+            Box::pin(spend::route(gateway, caller, method, path, &req))
+        }
+        "key" => Box::pin(keys::route(gateway, caller, method, path, req)),
+        "user" => Box::pin(users::route(gateway, caller, method, path, req)),
+        "team" => Box::pin(teams::route(gateway, caller, method, path, req)),
+        "customer" | "end_user" => Box::pin(customers::route(gateway, caller, method, path, req)),
+        "budget" => Box::pin(budgets::route(gateway, caller, method, path, req)),
+        _ => return None,
+    };
+    answer.await
 }
 
 /// Refuses callers that are not proxy admins (403, OpenAI's shape).

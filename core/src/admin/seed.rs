@@ -48,6 +48,23 @@ pub struct SeedReport {
     pub refused: Vec<String>,
 }
 
+/// One line for the log: counts, and what was refused (names only: never a raw key).
+impl std::fmt::Display for SeedReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} created, {} updated, {} unchanged",
+            self.created.len(),
+            self.updated.len(),
+            self.unchanged
+        )?;
+        if !self.refused.is_empty() {
+            write!(f, "; refused: {}", self.refused.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
 /// Records whose `updated_at` a rewrite moves.
 trait Stamped: Clone + PartialEq {
     fn stamp(&mut self, now_ms: u64);
@@ -71,6 +88,14 @@ stamped!(
 );
 
 impl SeedReport {
+    /// Nothing was declared.
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty()
+            && self.updated.is_empty()
+            && self.unchanged == 0
+            && self.refused.is_empty()
+    }
+
     /// Notes the outcome for `after` (the config laid over `before`); the record to write,
     /// if any.
     fn settle<T: Stamped>(

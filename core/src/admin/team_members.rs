@@ -1,6 +1,7 @@
 //! `/team/member_add` and `/team/member_delete`: the roster of a team, kept in step with its
 //! members' user records (their `teams`) and, on removal, their keys on the team.
 
+use crate::identity::records::KeyRecord;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -98,7 +99,7 @@ pub async fn add(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayE
         .await
         .map_err(store_down)?;
     let added: Vec<&str> = new.iter().filter_map(|m| m.user_id.as_deref()).collect();
-    let users = join_users(gw, &team.team_id, added.iter().copied()).await?;
+    let users = join_users(gw, &team.team_id, &added).await?;
     let mut users_out = Vec::with_capacity(users.len());
     for u in &users {
         users_out.push(user_object(gw, u).await?);
@@ -160,16 +161,19 @@ pub async fn delete(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, Gatew
         return Err(refused("user_id", "User not found in team"));
     }
     let dir = gw.directory();
-    for key in dir
+    // Collected before the writes: an iterator whose closure borrows is not provably Send
+    // across an await (the Lambda runtime needs it to be).
+    let doomed: Vec<KeyRecord> = dir
         .list_keys()
         .await
         .map_err(store_down)?
-        .iter()
+        .into_iter()
         .filter(|k| {
             k.team_id.as_deref() == Some(&team.team_id)
                 && k.user_id.as_ref().is_some_and(|u| users.contains(u))
         })
-    {
+        .collect();
+    for key in &doomed {
         dir.delete_key(&key.token).await.map_err(store_down)?;
         if let Some(alias) = &key.key_alias {
             dir.release_alias(alias).await.map_err(store_down)?;

@@ -1,7 +1,7 @@
 //! Teams, their members' memberships, their keys and users as LiteLLM's rows read on the wire:
 //! ISO 8601 times, spend read from each scope's counter for its current period.
 
-use futures_util::future::try_join_all;
+use crate::identity::records::TeamMember;
 use serde_json::{json, Map, Value};
 
 use crate::admin::budgets::fields::{reset_at, spent, usd, wire, with_nulls};
@@ -75,32 +75,35 @@ pub async fn team_object(
 /// the budget that applies to it, its own or the team's default.
 pub async fn memberships(gw: &Gateway, team: &TeamRecord) -> Result<Vec<Value>, GatewayError> {
     let duration = team.budget.budget_duration.as_deref();
-    try_join_all(
-        team.members_with_roles
-            .iter()
-            .filter_map(|m| m.user_id.as_deref().map(|u| (m, u)))
-            .map(|(member, user)| async move {
-                let scope = Scope::Member {
-                    team: team.team_id.clone(),
-                    user: user.to_string(),
-                };
-                let spend = spent(gw, &scope, duration).await?;
-                let (budget, source) = match (member.max_budget_in_team, team.team_member_budget) {
-                    (Some(b), _) => (Some(b), "custom"),
-                    (None, Some(b)) => (Some(b), "team_default"),
-                    (None, None) => (None, "none"),
-                };
-                Ok::<_, GatewayError>(json!({
-                    "user_id": user,
-                    "team_id": team.team_id,
-                    "budget_id": null,
-                    "spend": usd(spend),
-                    "litellm_budget_table": budget.map(|b| json!({"max_budget": b, "budget_duration": duration})),
-                    "budget_source": source,
-                }))
-            }),
-    )
-    .await
+    // Collected first: an iterator whose closure borrows is not provably Send across an
+    // await (a higher-ranked lifetime), which the Lambda runtime needs.
+    let members: Vec<(&TeamMember, &str)> = team
+        .members_with_roles
+        .iter()
+        .filter_map(|m| m.user_id.as_deref().map(|u| (m, u)))
+        .collect();
+    let mut out = Vec::new();
+    for (member, user) in members {
+        let scope = Scope::Member {
+            team: team.team_id.clone(),
+            user: user.to_string(),
+        };
+        let spend = spent(gw, &scope, duration).await?;
+        let (budget, source) = match (member.max_budget_in_team, team.team_member_budget) {
+            (Some(b), _) => (Some(b), "custom"),
+            (None, Some(b)) => (Some(b), "team_default"),
+            (None, None) => (None, "none"),
+        };
+        out.push(json!({
+            "user_id": user,
+            "team_id": team.team_id,
+            "budget_id": null,
+            "spend": usd(spend),
+            "litellm_budget_table": budget.map(|b| json!({"max_budget": b, "budget_duration": duration})),
+            "budget_source": source,
+        }));
+    }
+    Ok(out)
 }
 
 /// A key as its info object: the record (its token, never a raw key) with its spend.
@@ -145,12 +148,13 @@ pub async fn team_info(
     team: &TeamRecord,
     keys: &[KeyRecord],
 ) -> Result<Value, GatewayError> {
-    let (info, keys, members) = futures_util::future::try_join3(
-        team_object(gw, team),
-        try_join_all(keys.iter().map(|k| key_object(gw, k))),
-        memberships(gw, team),
-    )
-    .await?;
+    let info = team_object(gw, team).await?;
+    let mut objects = Vec::with_capacity(keys.len());
+    for k in keys {
+        objects.push(key_object(gw, k).await?);
+    }
+    let keys = objects;
+    let members = memberships(gw, team).await?;
     Ok(json!({
         "team_id": team.team_id,
         "team_info": info,

@@ -20,7 +20,7 @@ use super::{require_admin, require_reader};
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
-use crate::identity::records::{TeamRecord, UserRecord};
+use crate::identity::records::{KeyRecord, TeamRecord, UserRecord};
 use crate::identity::Caller;
 
 #[path = "team_body.rs"]
@@ -82,14 +82,16 @@ async fn load(gw: &Gateway, id: &str, param: &str) -> Result<TeamRecord, Gateway
 }
 
 /// Adds `team_id` to the `teams` of each of `user_ids` that has a user record; the users.
-async fn join_users<'a>(
+/// A slice, not an iterator: an iterator adapter held across the awaits here is not provably
+/// Send for every lifetime (rustc's higher-ranked check), which the Lambda runtime needs.
+async fn join_users(
     gw: &Gateway,
     team_id: &str,
-    user_ids: impl IntoIterator<Item = &'a str>,
+    user_ids: &[&str],
 ) -> Result<Vec<UserRecord>, GatewayError> {
     let dir = gw.directory();
     let mut users = Vec::new();
-    for id in user_ids {
+    for &id in user_ids {
         let Some(mut user) = dir.user_fresh(id).await.map_err(store_down)? else {
             continue;
         };
@@ -160,11 +162,14 @@ async fn new(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayError
     };
     req.apply(&mut team, true);
     let team = dir.put_team(&id, team).await.map_err(store_down)?;
-    let user_ids = team
+    // Collected first: an iterator whose closure borrows is not provably Send across an
+    // await (a higher-ranked lifetime), which the Lambda runtime needs.
+    let user_ids: Vec<&str> = team
         .members_with_roles
         .iter()
-        .filter_map(|m| m.user_id.as_deref());
-    join_users(gw, &id, user_ids).await?;
+        .filter_map(|m| m.user_id.as_deref())
+        .collect();
+    join_users(gw, &id, &user_ids).await?;
     Ok(body::ok(&team_object(gw, &team).await?))
 }
 
@@ -239,11 +244,14 @@ async fn list(
     let mut out = Vec::with_capacity(teams.len());
     for team in &teams {
         let mut object = team_object(gw, team).await?;
-        let team_keys = keys
+        let mine: Vec<&KeyRecord> = keys
             .iter()
-            .filter(|k| k.team_id.as_deref() == Some(&team.team_id));
-        let team_keys =
-            futures_util::future::try_join_all(team_keys.map(|k| key_object(gw, k))).await?;
+            .filter(|k| k.team_id.as_deref() == Some(&team.team_id))
+            .collect();
+        let mut team_keys = Vec::new();
+        for k in mine {
+            team_keys.push(key_object(gw, k).await?);
+        }
         object.insert("keys".into(), json!(team_keys));
         object.insert(
             "team_memberships".into(),
@@ -300,20 +308,22 @@ async fn delete(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayEr
     let dir = gw.directory();
     let keys = dir.list_keys().await.map_err(store_down)?;
     for team in &teams {
-        for key in keys
+        let doomed: Vec<&KeyRecord> = keys
             .iter()
             .filter(|k| k.team_id.as_deref() == Some(&team.team_id))
-        {
+            .collect();
+        for key in doomed {
             dir.delete_key(&key.token).await.map_err(store_down)?;
             if let Some(alias) = &key.key_alias {
                 dir.release_alias(alias).await.map_err(store_down)?;
             }
         }
-        for user in team
+        let members: Vec<&str> = team
             .members_with_roles
             .iter()
             .filter_map(|m| m.user_id.as_deref())
-        {
+            .collect();
+        for user in members {
             leave(gw, &team.team_id, user).await?;
         }
         dir.delete_team(&team.team_id).await.map_err(store_down)?;

@@ -57,7 +57,8 @@ impl Caller {
     }
 
     /// Whether the caller may call `model` (a group or alias the request names, or a fallback
-    /// group). Checked against the key's `models`, then its team's.
+    /// group). Checked against the key's `models`, then its team's (or, for a key without a
+    /// team, its user's).
     pub fn may_use(&self, model: &str, config: &Config) -> Result<(), GatewayError> {
         let Caller::Key(k) = self else { return Ok(()) };
         if !allows(&k.key.models, model, config) {
@@ -77,6 +78,19 @@ impl Caller {
                     format!(
                         "team not allowed to access model. Team={}, Model={model}. Allowed team models = {:?}",
                         team.team_id, team.models
+                    ),
+                )
+                .with_param("model"));
+            }
+        }
+        // A personal key (no team) is bound by its user's models too, as LiteLLM checks them.
+        if let (None, Some(user)) = (&k.key.team_id, &k.user) {
+            if !allows(&user.models, model, config) {
+                return Err(GatewayError::policy(
+                    ErrorKind::KeyModelAccessDenied,
+                    format!(
+                        "user not allowed to access model. User={}, Model={model}. Allowed user models = {:?}",
+                        user.user_id, user.models
                     ),
                 )
                 .with_param("model"));

@@ -1,5 +1,8 @@
 //! In-memory store: one process, for tests and single-instance use. Linearizable (one lock); a
 //! batch reads, plans and writes under that one lock, so it is atomic.
+//!
+//! Memory is bounded where traffic would grow it: each log keeps its newest
+//! [`MAX_LOG_ENTRIES`] entries (spend logs are written once per request).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,6 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::batch::{self, BatchOp, BatchOutcome, Counter, Planned, Snapshot};
 use super::{CapOutcome, Entry, LogEntry, Store, StoreError};
 use crate::ports::Clock;
+
+/// Entries a log keeps at most; the oldest go first.
+pub const MAX_LOG_ENTRIES: usize = 100_000;
 
 #[derive(Default)]
 struct State {
@@ -220,11 +226,11 @@ impl Store for MemoryStore {
         let mut state = self.lock()?;
         state.sequence += 1;
         let seq = state.sequence;
-        state
-            .logs
-            .entry(log.to_string())
-            .or_default()
-            .insert((at_ms, seq), data.to_vec());
+        let entries = state.logs.entry(log.to_string()).or_default();
+        entries.insert((at_ms, seq), data.to_vec());
+        if entries.len() > MAX_LOG_ENTRIES {
+            entries.pop_first();
+        }
         Ok(())
     }
 

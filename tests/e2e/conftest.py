@@ -12,8 +12,10 @@ Tests never rely on order or on a clean mock: every request carries a unique
 marker, and recorded upstream requests are looked up by that marker.
 """
 
+import hashlib
 import json
 import os
+import time
 import uuid
 
 import openai
@@ -129,3 +131,67 @@ def mock() -> Mock:
 @pytest.fixture(scope="session")
 def raw() -> Raw:
     return Raw(TOLLGATE_URL, MASTER_KEY)
+
+
+# ------------------------------------------------------------- governance (test_governance_*.py)
+
+
+def token_of(raw_key: str) -> str:
+    """The stored token of a virtual key: SHA-256 hex of the raw key (docs/governance.md)."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def eventually(check, timeout: float = 6.0, interval: float = 0.1):
+    """Calls `check` until it returns without failing an assertion or raising an HTTP error
+    (then returns its value), or re-raises the last failure after `timeout` seconds. For what lands after the response (spend,
+    rollups) and for admin changes that another instance sees within the key cache's 5 s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, pytest.fail.Exception, openai.APIStatusError):
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
+
+
+class Admin:
+    """The admin API over plain HTTP, with the master key unless another key is given."""
+
+    def __init__(self, base: str, key: str):
+        self.base = base
+        self.key = key
+        self.session = requests.Session()
+
+    def call(self, method, path, *, key=None, json=None, params=None):
+        headers = {"Authorization": f"Bearer {key or self.key}"}
+        return self.session.request(
+            method, self.base + path, headers=headers, json=json, params=params, timeout=TIMEOUT
+        )
+
+    def ok(self, method, path, **kw) -> dict:
+        """The 200 answer's JSON; any other status fails the test, naming the route."""
+        r = self.call(method, path, **kw)
+        assert r.status_code == 200, f"{method} {path} -> {r.status_code}: {r.text}"
+        return r.json()
+
+    def new_key(self, **fields) -> str:
+        """A fresh virtual key with `fields` (LiteLLM's /key/generate body); its raw key."""
+        body = self.ok("POST", "/key/generate", json=fields)
+        assert body["key"].startswith("sk-"), body
+        return body["key"]
+
+
+@pytest.fixture(scope="session")
+def admin() -> Admin:
+    return Admin(TOLLGATE_URL, MASTER_KEY)
+
+
+@pytest.fixture(scope="session")
+def key_client():
+    """key_client(raw_key): an SDK client authenticated with a virtual key."""
+
+    def make(api_key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=TOLLGATE_URL + "/v1", api_key=api_key, max_retries=0, timeout=TIMEOUT)
+
+    return make

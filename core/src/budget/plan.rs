@@ -118,10 +118,11 @@ impl Plan {
                     .held
                     .get(*index)
                     .map(|(i, _, _)| self.charges[*i].clone());
+                let estimate = self.reserved_nanos;
                 self.held.clear();
                 self.reserved_nanos = 0;
                 Err(match c {
-                    Some(c) => exceeded(&c, *current),
+                    Some(c) => exceeded(&c, *current, estimate),
                     None => {
                         GatewayError::policy(ErrorKind::BudgetExceeded, "Budget has been exceeded!")
                     }
@@ -167,7 +168,7 @@ impl Plan {
                     .get(*index)
                     .map(|(i, _, _)| self.charges[*i].clone());
                 Err(match c {
-                    Some(c) => exceeded(&c, *current),
+                    Some(c) => exceeded(&c, *current, estimate_nanos),
                     None => {
                         GatewayError::policy(ErrorKind::BudgetExceeded, "Budget has been exceeded!")
                     }
@@ -207,8 +208,10 @@ impl Plan {
     }
 }
 
-/// LiteLLM's message: `Budget has been exceeded! Key=... Current cost: X, Max budget: Y`.
-fn exceeded(c: &Charge, current_nanos: i64) -> GatewayError {
+/// LiteLLM's message: `Budget has been exceeded! Key=... Current cost: X, Estimated request
+/// cost: E, Max budget: Y` (the estimate is what the request would have reserved: a request
+/// can be refused while the spend is below the budget, when its worst case does not fit).
+fn exceeded(c: &Charge, current_nanos: i64, estimate_nanos: i64) -> GatewayError {
     let who = match &c.scope {
         Scope::Key(t) => format!("Key={}", &t[..t.len().min(12)]),
         Scope::User(u) => format!("User={u}"),
@@ -221,8 +224,9 @@ fn exceeded(c: &Charge, current_nanos: i64) -> GatewayError {
     GatewayError::policy(
         ErrorKind::BudgetExceeded,
         format!(
-            "Budget has been exceeded! {who} Current cost: {}, Max budget: {}",
+            "Budget has been exceeded! {who} Current cost: {}, Estimated request cost: {}, Max budget: {}",
             nanos_to_usd(current_nanos),
+            nanos_to_usd(estimate_nanos),
             nanos_to_usd(c.max_nanos.unwrap_or_default())
         ),
     )
@@ -302,7 +306,7 @@ mod tests {
             assert_eq!(e.param.as_deref(), Some("key"));
             assert!(
                 e.message.starts_with(
-                    "Budget has been exceeded! Key=k Current cost: 0.9, Max budget: 1"
+                    "Budget has been exceeded! Key=k Current cost: 0.9, Estimated request cost: 0.2, Max budget: 1"
                 ),
                 "{}",
                 e.message

@@ -107,9 +107,17 @@ impl Gateway {
             .into_iter()
             .cloned()
             .collect();
-        let output = work
+        let requested = work
             .max_output_tokens()
             .unwrap_or(self.config.governance.reserved_output_tokens);
+        // No model writes more than its `max_output_tokens`: a huge `max_tokens` must not pin a
+        // budget with a reservation no answer could use (LiteLLM clamps the same way).
+        let ceiling = deployments
+            .iter()
+            .map(|d| self.pricing.max_output_tokens(d))
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|c| c.into_iter().max());
+        let output = ceiling.map_or(requested, |c| requested.min(c));
         self.pricing
             .estimate(&deployments, work.estimated_prompt_tokens(), output)
     }

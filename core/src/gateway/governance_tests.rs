@@ -117,7 +117,7 @@ fn a_budget_admits_exactly_what_it_can_pay_for() {
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("Current cost: 0.003, Max budget: 0.003"));
+        .contains("Current cost: 0.003, Estimated request cost: 0.001, Max budget: 0.003"));
     let token = token::hash("sk-budget-key-1");
     assert_eq!(s.counter(&format!("spend:key:{token}:all")), 3_000_000);
     let rows = s.spend_rows();

@@ -2,13 +2,18 @@
 # Budgets are exact across instances (docs/governance.md, "Proof: exactness across instances"):
 #   tests/budget-exactness.sh                  # Redis, then DynamoDB
 #   TOLLGATE_EXACTNESS_BACKENDS=redis tests/budget-exactness.sh   # only some (redis dynamodb)
+#   TOLLGATE_EXACTNESS_DYNAMODB_CONCURRENCY=200 ...   # requests in flight on DynamoDB (default
+#                                                     # 16; TOLLGATE_EXACTNESS_REDIS_CONCURRENCY: 200)
+# Mode: a self-contained check (builds, starts and stops everything itself; ~20 s after the
+# build on 2 cores), not a benchmark: it asserts counts and amounts, timings are only printed.
 # For each shared Store — a real redis-server, then moto's DynamoDB server (serial, so each
 # request is atomic as in DynamoDB: tests/store/moto_serial.py) — it starts 4 local gateway
 # processes on that Store, with one model group priced so every request costs exactly $0.001
 # (output $0.001 per token, input free, `max_tokens: 1`, and the mock answers one word), which
 # is also exactly what each request reserves. tests/budget_exactness.py then creates a virtual
 # key with `max_budget` = 37 requests through `/key/generate`, fires 200 concurrent requests
-# with the official openai SDK (no retries) round-robin over the 4 instances, and checks: 37
+# with the official openai SDK (no retries) round-robin over the 4 instances (on DynamoDB 16
+# in flight at a time: see dynamodb_concurrency below), and checks: 37
 # answers are 200 and the other 163 are 400 `budget_exceeded`; after the after-response work,
 # `/key/info` spend, `/global/spend` (rollups), the spend-log rows (37 success at $0.001, 163
 # failure at 0) and the Store's own counter (read from Redis / DynamoDB directly) all say

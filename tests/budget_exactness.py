@@ -2,10 +2,11 @@
 """One backend's round of tests/budget-exactness.sh: a budget is exact across instances.
 
 Given gateway instances that share one Store, creates a virtual key with a budget of exactly
-N requests (`POST /key/generate` on the first instance), fires R concurrent chat requests
-(the official `openai` SDK, `max_retries=0`, round-robin over the instances) that each cost
-exactly COST dollars (the model is priced so; `max_tokens: 1` makes the mock answer one
-word), then checks, once the after-response work is done:
+N requests (`POST /key/generate` on the first instance), fires R chat requests, C of them in
+flight at once (all by default), with the official `openai` SDK (`max_retries=0`, round-robin
+over the instances), each costing exactly COST dollars (the model is priced so;
+`max_tokens: 1` makes the mock answer one word), then checks, once the after-response work is
+done:
 
   * exactly N answers are 200 (each with `x-litellm-response-cost` == COST) and every other
     one is a 400 with error type `budget_exceeded`;
@@ -19,7 +20,7 @@ word), then checks, once the after-response work is done:
 Prints one summary line and exits 1 on any mismatch.
 
   budget_exactness.py --backend redis --urls URL1,URL2,... --master-key K --model M \
-      [--budget-requests 37] [--requests 200] [--cost 0.001] \
+      [--budget-requests 37] [--requests 200] [--concurrency C] [--cost 0.001] \
       (--redis-port P | --dynamodb-endpoint URL --dynamodb-table T)
 """
 

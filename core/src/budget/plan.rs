@@ -59,17 +59,46 @@ impl Charge {
     }
 }
 
+/// How long the markers that make reservations and settlements idempotent live: longer than
+/// any retry of a settlement.
+pub const MARKER_TTL_MS: u64 = 15 * 60_000;
+
 /// What a request holds between its reservation and its settlement.
+///
+/// **Exactly once, also when the Store fails.** Every batch that moves reserved money carries
+/// a marker counter (`hold:{call}:{n}`, `settle:{call}`) added with a ceiling of 1, so the
+/// batch applies at most once however often it is sent. A batch whose outcome is unknown (a
+/// timeout: it may still land) is noted as *uncertain*; before settling, the settlement claims
+/// its marker alone ([`Plan::resolutions`]): if the claim applies, the batch never landed and
+/// now never can; if it is refused, the batch landed and its amount is counted as reserved.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub charges: Vec<Charge>,
-    /// Nano-dollars reserved on each held counter.
+    /// The request's call id (markers are named after it).
+    pub call_id: String,
+    /// Nano-dollars known to be reserved on each held counter.
     pub reserved_nanos: i64,
     /// The counters reserved on (index into `charges`, counter key, TTL), fixed at reservation
     /// so a request that crosses a period boundary settles where it reserved.
     pub held: Vec<(usize, String, Option<u64>)>,
     /// Scopes already past their soft budget (`param` names), for the response header.
     pub soft_exceeded: Vec<&'static str>,
+    /// Reservation batches whose outcome is unknown: (marker key, nanos they would add).
+    pub uncertain: Vec<(String, i64)>,
+    /// The batch in flight: (marker key, nanos it adds).
+    in_flight: Option<(String, i64)>,
+    /// How many reservation batches were sent (names their markers).
+    sent: u32,
+}
+
+/// A marker op: +1 under a ceiling of 1, so its batch applies at most once.
+fn marker(key: String) -> BatchOp {
+    BatchOp::Add {
+        key,
+        delta: 1,
+        ceiling: Some(1),
+        ttl_ms: Some(MARKER_TTL_MS),
+    }
 }
 
 impl Plan {
@@ -80,32 +109,60 @@ impl Plan {
         }
     }
 
-    /// The reservation batch: `estimate_nanos` (at least 1, so a budget already spent refuses
-    /// even an unpriced request) on every scope with a budget.
+    /// The plan of request `call_id`.
+    pub fn for_request(charges: Vec<Charge>, call_id: &str) -> Self {
+        Plan {
+            charges,
+            call_id: call_id.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the request holds (or may hold) a reservation.
+    pub fn is_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    fn next_marker(&mut self) -> String {
+        let key = format!("hold:{}:{}", self.call_id, self.sent);
+        self.sent += 1;
+        key
+    }
+
+    /// The reservation batch: its marker, then `estimate_nanos` (at least 1, so a budget
+    /// already spent refuses even an unpriced request) on every scope with a budget. Empty
+    /// when no scope has one.
     pub fn reservation(&mut self, estimate_nanos: i64, now_ms: u64, cal: Calendar) -> Vec<BatchOp> {
         let delta = estimate_nanos.max(1);
-        self.reserved_nanos = delta;
         self.held.clear();
-        let mut ops = Vec::new();
         for (i, c) in self.charges.iter().enumerate().filter(|(_, c)| c.held()) {
             let (key, ttl_ms) = counter(&c.scope, c.duration, now_ms, cal);
-            self.held.push((i, key.clone(), ttl_ms));
-            ops.push(BatchOp::Add {
-                key,
-                delta,
-                ceiling: c.max_nanos,
-                ttl_ms,
-            });
+            self.held.push((i, key, ttl_ms));
         }
+        if self.held.is_empty() {
+            return Vec::new();
+        }
+        let mark = self.next_marker();
+        self.in_flight = Some((mark.clone(), delta));
+        let mut ops = vec![marker(mark)];
+        ops.extend(self.held.iter().map(|(i, key, ttl_ms)| BatchOp::Add {
+            key: key.clone(),
+            delta,
+            ceiling: self.charges[*i].max_nanos,
+            ttl_ms: *ttl_ms,
+        }));
         ops
     }
 
     /// Reads the reservation's outcome: `Ok` (noting soft budgets passed) or the budget error
     /// naming the scope that refused. Nothing is held after a refusal.
     pub fn accept(&mut self, outcome: &BatchOutcome) -> Result<(), GatewayError> {
+        let (_, delta) = self.in_flight.take().unwrap_or_default();
         match outcome {
             BatchOutcome::Applied(totals) => {
-                for ((i, _, _), total) in self.held.iter().zip(totals) {
+                self.reserved_nanos += delta;
+                // totals[0] is the marker's.
+                for ((i, _, _), total) in self.held.iter().zip(totals.iter().skip(1)) {
                     let c = &self.charges[*i];
                     if c.soft_nanos.is_some_and(|soft| *total >= soft) {
                         self.soft_exceeded.push(c.scope.param());
@@ -114,15 +171,14 @@ impl Plan {
                 Ok(())
             }
             BatchOutcome::Refused { index, current } => {
-                let c = self
-                    .held
-                    .get(*index)
+                let c = index
+                    .checked_sub(1)
+                    .and_then(|h| self.held.get(h))
                     .map(|(i, _, _)| self.charges[*i].clone());
-                let estimate = self.reserved_nanos;
                 self.held.clear();
                 self.reserved_nanos = 0;
                 Err(match c {
-                    Some(c) => exceeded(&c, *current, estimate),
+                    Some(c) => exceeded(&c, *current, delta),
                     None => {
                         GatewayError::policy(ErrorKind::BudgetExceeded, "Budget has been exceeded!")
                     }
@@ -131,44 +187,64 @@ impl Plan {
         }
     }
 
-    /// Raises the reservation to `estimate_nanos` before a fallback to a dearer group: the
-    /// difference, with the same ceilings, on the same counters. Empty when the reservation
-    /// already covers it. Read the outcome with [`Plan::accept_top_up`].
-    pub fn top_up(&self, estimate_nanos: i64) -> Vec<BatchOp> {
-        let extra = estimate_nanos - self.reserved_nanos;
+    /// The batch in flight failed without an answer (it may still land): settled later
+    /// through [`Plan::resolutions`].
+    pub fn unsure(&mut self) {
+        if let Some(pending) = self.in_flight.take() {
+            self.uncertain.push(pending);
+        }
+    }
+
+    /// The answer to the batch last marked [`Plan::unsure`] (a reservation is marked unsure
+    /// before it is sent, so a request dropped while waiting still settles it).
+    pub fn answered(&mut self, outcome: &BatchOutcome) -> Result<(), GatewayError> {
+        self.in_flight = self.uncertain.pop();
+        self.accept(outcome)
+    }
+
+    /// [`Plan::answered`] for a top-up.
+    pub fn answered_top_up(&mut self, outcome: &BatchOutcome) -> Result<(), GatewayError> {
+        self.in_flight = self.uncertain.pop();
+        self.accept_top_up(outcome)
+    }
+
+    /// Raises the reservation to `estimate_nanos` before a fallback to a dearer group: a
+    /// marker, then the difference with the same ceilings on the same counters. Empty when
+    /// the reservation already covers it. Read the outcome with [`Plan::accept_top_up`].
+    pub fn top_up(&mut self, estimate_nanos: i64) -> Vec<BatchOp> {
+        let covered = self.reserved_nanos + self.uncertain.iter().map(|(_, n)| n).sum::<i64>();
+        let extra = estimate_nanos - covered;
         if extra <= 0 || self.held.is_empty() {
             return Vec::new();
         }
-        self.held
-            .iter()
-            .map(|(i, key, ttl_ms)| BatchOp::Add {
-                key: key.clone(),
-                delta: extra,
-                ceiling: self.charges[*i].max_nanos,
-                ttl_ms: *ttl_ms,
-            })
-            .collect()
+        let mark = self.next_marker();
+        self.in_flight = Some((mark.clone(), extra));
+        let mut ops = vec![marker(mark)];
+        ops.extend(self.held.iter().map(|(i, key, ttl_ms)| BatchOp::Add {
+            key: key.clone(),
+            delta: extra,
+            ceiling: self.charges[*i].max_nanos,
+            ttl_ms: *ttl_ms,
+        }));
+        ops
     }
 
     /// The outcome of [`Plan::top_up`]: the reservation grows, or stays as it was (and the
     /// budget error says why the dearer group cannot be tried).
-    pub fn accept_top_up(
-        &mut self,
-        estimate_nanos: i64,
-        outcome: &BatchOutcome,
-    ) -> Result<(), GatewayError> {
+    pub fn accept_top_up(&mut self, outcome: &BatchOutcome) -> Result<(), GatewayError> {
+        let (_, extra) = self.in_flight.take().unwrap_or_default();
         match outcome {
             BatchOutcome::Applied(_) => {
-                self.reserved_nanos = self.reserved_nanos.max(estimate_nanos);
+                self.reserved_nanos += extra;
                 Ok(())
             }
             BatchOutcome::Refused { index, current } => {
-                let c = self
-                    .held
-                    .get(*index)
+                let c = index
+                    .checked_sub(1)
+                    .and_then(|h| self.held.get(h))
                     .map(|(i, _, _)| self.charges[*i].clone());
                 Err(match c {
-                    Some(c) => exceeded(&c, *current, estimate_nanos),
+                    Some(c) => exceeded(&c, *current, self.reserved_nanos + extra),
                     None => {
                         GatewayError::policy(ErrorKind::BudgetExceeded, "Budget has been exceeded!")
                     }
@@ -177,16 +253,39 @@ impl Plan {
         }
     }
 
-    /// Forgets the reservation (the Store was down and budgets fail open).
-    pub fn release_unheld(&mut self) {
-        self.held.clear();
-        self.reserved_nanos = 0;
+    /// One claim per uncertain batch, to run (each alone) before settling; give each outcome
+    /// to [`Plan::resolved`].
+    pub fn resolutions(&self) -> Vec<BatchOp> {
+        self.uncertain
+            .iter()
+            .map(|(m, _)| marker(m.clone()))
+            .collect()
     }
 
-    /// The settlement batch for a request that cost `actual_nanos`: held counters corrected by
-    /// `actual − reserved`, the others given the actual cost in their current period.
+    /// The outcome of the claim on uncertain batch `index`: applied (the batch never landed,
+    /// and now never can) or refused (it landed: its amount is reserved).
+    pub fn resolved(&mut self, index: usize, outcome: &BatchOutcome) {
+        if let (Some((_, nanos)), BatchOutcome::Refused { .. }) =
+            (self.uncertain.get(index), outcome)
+        {
+            self.reserved_nanos += nanos;
+        }
+    }
+
+    /// Forgets uncertain batches once resolved.
+    pub fn clear_uncertain(&mut self) {
+        self.uncertain.clear();
+    }
+
+    /// The settlement batch for a request that cost `actual_nanos`: (when it held a
+    /// reservation) its marker, then the held counters corrected by `actual − reserved`, and
+    /// the other scopes given the actual cost in their current period. Resolve uncertain
+    /// batches first.
     pub fn settlement(&self, actual_nanos: i64, now_ms: u64, cal: Calendar) -> Vec<BatchOp> {
         let mut ops = Vec::new();
+        if self.is_held() {
+            ops.push(marker(format!("settle:{}", self.call_id)));
+        }
         for (i, c) in self.charges.iter().enumerate() {
             let (key, delta, ttl_ms) = match self.held.iter().find(|(h, _, _)| *h == i) {
                 Some((_, key, ttl)) => (key.clone(), actual_nanos - self.reserved_nanos, *ttl),
@@ -264,7 +363,7 @@ mod tests {
             let cal = Calendar::default();
             let mut p = plan();
             let ops = p.reservation(300_000_000, 1_000, cal);
-            assert_eq!(ops.len(), 2, "only scopes with a budget are held");
+            assert_eq!(ops.len(), 3, "a marker, then only the scopes with a budget");
             p.accept(&store.batch(&ops).await.unwrap()).unwrap();
             assert_eq!(
                 store.counter_get("spend:key:k:all").await.unwrap(),
@@ -333,15 +432,14 @@ mod tests {
             p.accept(&store.batch(&ops).await.unwrap()).unwrap();
             assert!(p.top_up(50_000_000).is_empty(), "already covered");
             let ops = p.top_up(950_000_000);
-            p.accept_top_up(950_000_000, &store.batch(&ops).await.unwrap())
-                .unwrap();
+            p.accept_top_up(&store.batch(&ops).await.unwrap()).unwrap();
             assert_eq!(
                 store.counter_get("spend:key:k:all").await.unwrap(),
                 950_000_000
             );
             let ops = p.top_up(1_100_000_000);
             let e = p
-                .accept_top_up(1_100_000_000, &store.batch(&ops).await.unwrap())
+                .accept_top_up(&store.batch(&ops).await.unwrap())
                 .unwrap_err();
             assert_eq!(e.param.as_deref(), Some("key"));
             store
@@ -352,6 +450,61 @@ mod tests {
                 store.counter_get("spend:key:k:all").await.unwrap(),
                 200_000_000
             );
+        });
+    }
+
+    async fn settle(store: &MemoryStore, p: &mut Plan, actual: i64) {
+        for (i, claim) in p.resolutions().into_iter().enumerate() {
+            let outcome = store.batch(&[claim]).await.unwrap();
+            p.resolved(i, &outcome);
+        }
+        p.clear_uncertain();
+        store
+            .batch(&p.settlement(actual, 1_000, Calendar::default()))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn a_reservation_that_landed_unanswered_is_settled_once() {
+        futures_executor::block_on(async {
+            let store = MemoryStore::new(Arc::new(Still));
+            let mut p = Plan::for_request(plan().charges, "call-1");
+            let ops = p.reservation(300_000_000, 1_000, Calendar::default());
+            p.unsure();
+            store.batch(&ops).await.unwrap(); // landed, but the answer was lost
+            settle(&store, &mut p, 100_000_000).await;
+            assert_eq!(
+                store.counter_get("spend:key:k:all").await.unwrap(),
+                100_000_000
+            );
+            // The settlement sent again (a retry after a lost answer) changes nothing.
+            let again = p.settlement(100_000_000, 1_000, Calendar::default());
+            assert!(matches!(
+                store.batch(&again).await.unwrap(),
+                BatchOutcome::Refused { index: 0, .. }
+            ));
+            assert_eq!(
+                store.counter_get("spend:key:k:all").await.unwrap(),
+                100_000_000
+            );
+        });
+    }
+
+    #[test]
+    fn a_reservation_that_arrives_after_its_claim_is_refused() {
+        futures_executor::block_on(async {
+            let store = MemoryStore::new(Arc::new(Still));
+            let mut p = Plan::for_request(plan().charges, "call-2");
+            let ops = p.reservation(300_000_000, 1_000, Calendar::default());
+            p.unsure(); // sent; no answer yet
+            settle(&store, &mut p, 0).await;
+            // The slow reservation lands after the settlement claimed its marker: refused.
+            assert!(matches!(
+                store.batch(&ops).await.unwrap(),
+                BatchOutcome::Refused { index: 0, .. }
+            ));
+            assert_eq!(store.counter_get("spend:key:k:all").await.unwrap(), 0);
         });
     }
 
@@ -380,15 +533,13 @@ mod tests {
                 .count();
             assert_eq!(passed, 50, "every request read 0 and passed: 5x the budget");
 
-            let reserved = (0..50).map(|_| {
+            let reserved = (0..50).map(|n| {
                 let store = Arc::clone(&store);
                 async move {
-                    let mut p = Plan::new(vec![Charge::new(
-                        Scope::Key("k".into()),
-                        Some(1.0),
-                        None,
-                        None,
-                    )]);
+                    let mut p = Plan::for_request(
+                        vec![Charge::new(Scope::Key("k".into()), Some(1.0), None, None)],
+                        &format!("c{n}"),
+                    );
                     let ops = p.reservation(100_000_000, 1_000, Calendar::default());
                     yield_now().await;
                     p.accept(&store.batch(&ops).await.unwrap()).is_ok()
@@ -435,15 +586,13 @@ mod tests {
         futures_executor::block_on(async {
             let store = Arc::new(MemoryStore::new(Arc::new(Still)));
             let cal = Calendar::default();
-            let tries = (0..50).map(|_| {
+            let tries = (0..50).map(|n| {
                 let store = Arc::clone(&store);
                 async move {
-                    let mut p = Plan::new(vec![Charge::new(
-                        Scope::Key("k".into()),
-                        Some(1.0),
-                        None,
-                        None,
-                    )]);
+                    let mut p = Plan::for_request(
+                        vec![Charge::new(Scope::Key("k".into()), Some(1.0), None, None)],
+                        &format!("c{n}"),
+                    );
                     let ops = p.reservation(100_000_000, 1_000, cal);
                     p.accept(&store.batch(&ops).await.unwrap()).is_ok()
                 }

@@ -54,27 +54,40 @@ impl Gateway {
         if let Some(e) = scope.ledger.entry() {
             e.attribution = Some(Arc::new(attribution));
         }
-        let mut plan = Plan::new(charges);
+        let call_id = scope
+            .ledger
+            .entry()
+            .map(|e| e.call_id.clone())
+            .unwrap_or_default();
+        let mut plan = Plan::for_request(charges, &call_id);
         let estimate = self.estimate(requested, work);
         let ops = plan.reservation(
             estimate,
             self.clock.now_ms(),
             self.config.governance.calendar,
         );
-        if !ops.is_empty() {
-            match self.store.batch(&ops).await {
-                Ok(outcome) => plan.accept(&outcome)?,
-                Err(e) if self.config.governance.budget_store_failure == FailurePolicy::Open => {
-                    tracing::warn!(error = %e, "budgets not checked: the store failed and budget_store_failure is open");
-                    plan.release_unheld();
-                }
-                Err(e) => return Err(store_down(e)),
-            }
-        }
+        // Unsure until answered, and in the ledger before it is sent: if the request is
+        // dropped while waiting, or the Store fails without an answer, the settlement finds
+        // out whether the reservation landed (docs/governance.md, "exactly once").
+        plan.unsure();
         if let Some(e) = scope.ledger.entry() {
             e.budget = Some(Box::new(plan));
         }
-        Ok(())
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let outcome = self.store.batch(&ops).await;
+        let Some(plan) = scope.ledger.entry().and_then(|e| e.budget.as_mut()) else {
+            return Ok(());
+        };
+        match outcome {
+            Ok(outcome) => plan.answered(&outcome),
+            Err(e) if self.config.governance.budget_store_failure == FailurePolicy::Open => {
+                tracing::warn!(error = %e, "budgets not checked: the store failed and budget_store_failure is open");
+                Ok(())
+            }
+            Err(e) => Err(store_down(e)),
+        }
     }
 
     /// Raises the request's reservation to what it could cost on `group` (a fallback).
@@ -92,8 +105,13 @@ impl Gateway {
         if ops.is_empty() {
             return Ok(());
         }
-        match self.store.batch(&ops).await {
-            Ok(outcome) => plan.accept_top_up(estimate, &outcome),
+        plan.unsure();
+        let outcome = self.store.batch(&ops).await;
+        let Some(plan) = scope.ledger.entry().and_then(|e| e.budget.as_mut()) else {
+            return Ok(());
+        };
+        match outcome {
+            Ok(outcome) => plan.answered_top_up(&outcome),
             Err(_) if self.config.governance.budget_store_failure == FailurePolicy::Open => Ok(()),
             Err(e) => Err(store_down(e)),
         }

@@ -132,6 +132,50 @@ impl SpendRecorder {
     }
 }
 
+impl SpendRecorder {
+    /// Finds out, for each reservation batch whose outcome was unknown, whether it landed
+    /// (its marker is claimed: refused means it landed). A claim the Store does not answer is
+    /// sent again; one never answered leaves the batch counted as not landed, logged.
+    async fn resolve(&self, plan: &mut crate::budget::Plan) {
+        for (index, claim) in plan.resolutions().into_iter().enumerate() {
+            if let Some(outcome) = self
+                .send(&[claim], SETTLE_ATTEMPTS, "spend: reservation claim")
+                .await
+            {
+                plan.resolved(index, &outcome);
+            }
+        }
+        plan.clear_uncertain();
+    }
+
+    /// Sends `ops` as one batch, up to `attempts` times while the Store does not answer
+    /// (backing off); the outcome, or `None` (logged) when it never answered.
+    async fn send(
+        &self,
+        ops: &[crate::store::BatchOp],
+        attempts: u32,
+        what: &'static str,
+    ) -> Option<crate::store::BatchOutcome> {
+        let mut wait_ms = 100;
+        for attempt in 1..=attempts {
+            match self.store.batch(ops).await {
+                Ok(outcome) => return Some(outcome),
+                Err(e) if attempt == attempts => {
+                    self.failures.note::<()>(what, Err(e));
+                }
+                Err(_) => {
+                    self.clock.sleep(wait_ms).await;
+                    wait_ms *= 2;
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Tries a batch that moves reserved money gets (backing off 0.1, 0.2, 0.4, 0.8 s).
+const SETTLE_ATTEMPTS: u32 = 5;
+
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 impl Subscriber for SpendRecorder {
@@ -152,8 +196,11 @@ impl Subscriber for SpendRecorder {
             self.pricing.cost(entry)
         };
         let usage = entry.usage.clone().unwrap_or_default();
-        let mut ops = entry
-            .budget
+        let mut plan = entry.budget.as_deref().cloned();
+        if let Some(plan) = plan.as_mut() {
+            self.resolve(plan).await;
+        }
+        let mut ops = plan
             .as_ref()
             .map(|p| p.settlement(cost.nanos, now, self.calendar))
             .unwrap_or_default();
@@ -173,8 +220,14 @@ impl Subscriber for SpendRecorder {
                 spend_nanos: cost.nanos,
             },
         ));
-        self.failures
-            .note("spend: settlement batch", self.store.batch(&ops).await);
+        // A settlement of reserved money carries its marker, so it is safe to send again
+        // when the Store does not answer; one without a reservation is sent once.
+        let attempts = if plan.as_ref().is_some_and(|p| p.is_held()) {
+            SETTLE_ATTEMPTS
+        } else {
+            1
+        };
+        self.send(&ops, attempts, "spend: settlement batch").await;
         for key in self.unindexed(&day, &dims) {
             self.failures.note(
                 "spend: rollup index",

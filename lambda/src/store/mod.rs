@@ -21,8 +21,19 @@ use tollgate_core::store::{Store, StoreError};
 const REDIS_OP_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long one Upstash REST call may take (a round trip over the internet).
 const UPSTASH_OP_TIMEOUT_MS: u64 = 1_000;
-/// How long one DynamoDB operation may take (its SDK retries throttling inside this bound).
+/// How long one DynamoDB operation may take (its SDK retries throttling inside this bound),
+/// unless `TOLLGATE_DYNAMODB_TIMEOUT_MS` says otherwise.
 const DYNAMODB_OP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `TOLLGATE_DYNAMODB_TIMEOUT_MS`, else [`DYNAMODB_OP_TIMEOUT`].
+fn dynamodb_timeout() -> Result<Duration, StoreError> {
+    match std::env::var("TOLLGATE_DYNAMODB_TIMEOUT_MS") {
+        Ok(ms) => ms.trim().parse().map(Duration::from_millis).map_err(|_| {
+            StoreError::Unavailable("TOLLGATE_DYNAMODB_TIMEOUT_MS is not a number".into())
+        }),
+        Err(_) => Ok(DYNAMODB_OP_TIMEOUT),
+    }
+}
 
 /// Opens the backend `choice` names. `HostDefault` is the embedded file locally; inside Lambda
 /// (read-only code directory, instances that share nothing) it is memory, and a shared
@@ -55,7 +66,7 @@ pub async fn open(
                 client,
                 table.clone(),
                 clock,
-                DYNAMODB_OP_TIMEOUT,
+                dynamodb_timeout()?,
             ))
         }
         StoreChoice::Upstash { url, token } => {

@@ -9,7 +9,9 @@
 #      in-repo mock provider: the local server, the Lambda emulator (cargo lambda watch) and
 #      workerd (wrangler dev --local); on the emulator and workerd also a stream whose client
 #      disconnects must settle (tests/lambda-settlement.sh, tests/workers-settlement.sh; the
-#      local server's graceful shutdown is lambda/tests/graceful_shutdown.rs, a unit-test step).
+#      local server's graceful shutdown is lambda/tests/graceful_shutdown.rs, a unit-test step);
+#   4. budgets exact across 4 gateway processes on one Redis and on moto's DynamoDB
+#      (tests/budget-exactness.sh).
 # Everything listens on 127.0.0.1; every process started here is stopped on exit.
 #
 #   tests/run-all.sh            # all of it
@@ -122,6 +124,9 @@ cfn-lint template.yaml
 # ---- 3. end to end -----------------------------------------------------------------------------
 say "build binaries"
 cargo build -q -p tollgate-lambda -p tollgate-mock-provider
+
+say "budgets exact across 4 instances (Redis, then moto's DynamoDB)"
+tests/budget-exactness.sh
 
 start mock "$root/target/debug/mock-provider" --host 127.0.0.1 --port 0
 MOCK_URL=$(wait_for_line mock 'http://127\.0\.0\.1:[0-9]+' 30)

@@ -70,7 +70,8 @@ pub const MARKER_TTL_MS: u64 = 15 * 60_000;
 /// batch applies at most once however often it is sent. A batch whose outcome is unknown (a
 /// timeout: it may still land) is noted as *uncertain*; before settling, the settlement claims
 /// its marker alone ([`Plan::resolutions`]): if the claim applies, the batch never landed and
-/// now never can; if it is refused, the batch landed and its amount is counted as reserved.
+/// now never can; if it is refused with the marker at 1, the batch landed and its amount is
+/// counted as reserved.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub charges: Vec<Charge>,
@@ -254,18 +255,27 @@ impl Plan {
     }
 
     /// One claim per uncertain batch, to run (each alone) before settling; give each outcome
-    /// to [`Plan::resolved`].
+    /// to [`Plan::resolved`]. A claim adds 2 under a ceiling of 2: on a marker at 0 it applies
+    /// (the batch never landed, and now never can: the marker is past its ceiling of 1); on a
+    /// marker at 1 it is refused (the batch landed); on a marker at 2 — this claim already
+    /// applied once, its answer lost and the claim sent again — it is refused with 2, which
+    /// still says the batch never landed. So the claim too may be sent again safely.
     pub fn resolutions(&self) -> Vec<BatchOp> {
         self.uncertain
             .iter()
-            .map(|(m, _)| marker(m.clone()))
+            .map(|(m, _)| BatchOp::Add {
+                key: m.clone(),
+                delta: 2,
+                ceiling: Some(2),
+                ttl_ms: Some(MARKER_TTL_MS),
+            })
             .collect()
     }
 
-    /// The outcome of the claim on uncertain batch `index`: applied (the batch never landed,
-    /// and now never can) or refused (it landed: its amount is reserved).
+    /// The outcome of the claim on uncertain batch `index`: the batch landed (its marker was
+    /// at 1: its amount is reserved) or it did not.
     pub fn resolved(&mut self, index: usize, outcome: &BatchOutcome) {
-        if let (Some((_, nanos)), BatchOutcome::Refused { .. }) =
+        if let (Some((_, nanos)), BatchOutcome::Refused { current: 1, .. }) =
             (self.uncertain.get(index), outcome)
         {
             self.reserved_nanos += nanos;
@@ -488,6 +498,26 @@ mod tests {
                 store.counter_get("spend:key:k:all").await.unwrap(),
                 100_000_000
             );
+        });
+    }
+
+    #[test]
+    fn a_claim_sent_twice_still_says_the_reservation_never_landed() {
+        futures_executor::block_on(async {
+            let store = MemoryStore::new(Arc::new(Still));
+            let mut p = Plan::for_request(plan().charges, "call-3");
+            let ops = p.reservation(300_000_000, 1_000, Calendar::default());
+            p.unsure();
+            let claim = p.resolutions().remove(0);
+            store.batch(&[claim.clone()]).await.unwrap(); // applied, answer lost
+            let again = store.batch(&[claim]).await.unwrap();
+            p.resolved(0, &again);
+            p.clear_uncertain();
+            assert_eq!(p.reserved_nanos, 0, "{again:?}");
+            assert!(matches!(
+                store.batch(&ops).await.unwrap(),
+                BatchOutcome::Refused { index: 0, .. }
+            ));
         });
     }
 

@@ -9,24 +9,17 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::body::{self, not_found};
+use super::budget_body::BudgetBody;
+use super::fields::{
+    self, given, method_not_allowed, new_uuid, not_found, refused, required, reset_at, wire,
+    with_nulls,
+};
 use super::{require_admin, require_reader};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
 use crate::identity::records::BudgetRecord;
 use crate::identity::Caller;
-use fields::{given, method_not_allowed, new_uuid, refused, required, reset_at, wire, with_nulls};
-
-// The helpers every governance family shares; declared here, with the family they started
-// with, so the admin route table (admin/mod.rs) stays as it is.
-#[path = "fields.rs"]
-pub(super) mod fields;
-
-#[path = "budget_body.rs"]
-pub(super) mod budget_body;
-
-pub use budget_body::BudgetBody;
 
 /// The answer to one of this family's routes, or `None` when `path` is not one.
 pub async fn route(
@@ -100,7 +93,7 @@ async fn new(gw: &Gateway, caller: &Caller, body: &Bytes) -> Result<GatewayRespo
     };
     req.apply(&mut rec);
     let rec = dir.put_budget(&id, rec).await.map_err(store_down)?;
-    Ok(body::ok(&budget_object(gw, &rec)))
+    Ok(fields::ok(&budget_object(gw, &rec)))
 }
 
 #[derive(Deserialize)]
@@ -125,14 +118,14 @@ async fn info(
             None => return Err(not_found("Budget", id).with_param("budgets")),
         }
     }
-    Ok(body::ok(&out))
+    Ok(fields::ok(&out))
 }
 
 async fn list(gw: &Gateway, caller: &Caller) -> Result<GatewayResponse, GatewayError> {
     require_reader(caller)?;
     let all = gw.directory().list_budgets().await.map_err(store_down)?;
     let out: Vec<_> = all.iter().map(|b| budget_object(gw, b)).collect();
-    Ok(body::ok(&out))
+    Ok(fields::ok(&out))
 }
 
 async fn update(
@@ -154,7 +147,7 @@ async fn update(
     fields::check_soft_below_max(rec.budget.soft_budget, rec.budget.max_budget)?;
     rec.updated_at_ms = gw.clock().now_ms();
     let rec = dir.put_budget(id, rec).await.map_err(store_down)?;
-    Ok(body::ok(&budget_object(gw, &rec)))
+    Ok(fields::ok(&budget_object(gw, &rec)))
 }
 
 #[derive(Deserialize)]
@@ -196,7 +189,7 @@ async fn delete(
         ));
     }
     dir.delete_budget(&req.id).await.map_err(store_down)?;
-    Ok(body::ok(&budget_object(gw, &rec)))
+    Ok(fields::ok(&budget_object(gw, &rec)))
 }
 
 #[cfg(test)]

@@ -13,8 +13,7 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::body::{not_found, ok, parse};
-use super::budgets::fields::unprocessable;
+use super::fields::{not_found, ok, parse, unprocessable};
 use super::key_body::{
     actor, authorize_generate, check_custom, check_references, claim, release_if_held, KeyFields,
 };

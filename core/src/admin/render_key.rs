@@ -9,8 +9,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::body::{missing, not_found, ok, query, query_u64};
-use super::budgets::fields::unprocessable;
+use super::fields::{missing, not_found, ok, query, query_u64, unprocessable};
 use super::key_body::{caller_user, deny};
 use crate::budget::{spend, Scope};
 use crate::calendar::iso8601;

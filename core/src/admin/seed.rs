@@ -21,14 +21,8 @@
 //!
 //! Order: budgets, users, teams, end users, keys, so references within the seed resolve.
 
-pub use super::budgets::budget_body::{check_model_budgets, BudgetBody, ModelBudgetIn};
-pub use super::budgets::fields::{
-    check_amount, check_duration, check_soft_below_max, required, unknown_fields,
-};
-pub use super::customers::CustomerBody;
-pub use super::teams::TeamBody;
-
-use super::budgets::fields::set;
+use super::fields::set;
+use super::team_body::TeamBody;
 use crate::config::seed::{SeedKey, SeedUser};
 use crate::gateway::Gateway;
 use crate::identity::records::{BudgetRecord, CustomerRecord, KeyRecord, TeamRecord, UserRecord};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::seed;
-use crate::admin::budgets::fields::testing::{gateway_on, MASTER};
+use crate::admin::fields::testing::{gateway_on, MASTER};
 use crate::config::Config;
 use crate::gateway::tests::{call, ports, run, FixedClock, HeldTasks, ScriptedClient};
 use crate::gateway::Gateway;
@@ -227,7 +227,7 @@ fn a_renamed_key_frees_its_old_alias() {
 
 #[test]
 fn no_seed_writes_nothing_and_a_store_failure_is_an_error() {
-    let (gw, store) = gateway_on(crate::admin::budgets::fields::testing::CONFIG);
+    let (gw, store) = gateway_on(crate::admin::fields::testing::CONFIG);
     let writes = store.writes.load(Ordering::Relaxed);
     assert_eq!(run(seed(&gw)).unwrap(), Default::default());
     assert_eq!(store.writes.load(Ordering::Relaxed), writes);

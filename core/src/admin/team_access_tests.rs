@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::tests::{chat, new_team, user};
-use crate::admin::budgets::fields::testing::{gateway, gateway_on, key_for, CONFIG, MASTER};
+use crate::admin::fields::testing::{gateway, gateway_on, key_for, CONFIG, MASTER};
 use crate::gateway::tests::{call, run};
 use crate::identity::records::Role;
 

@@ -8,9 +8,8 @@ use serde_json::{json, Value};
 
 use super::team_body::MemberIn;
 use super::team_view::{memberships, team_object, user_object};
-use super::{join_users, leave, load, resolve_emails};
-use crate::admin::body;
-use crate::admin::budgets::fields::{self, check_amount, refused, unprocessable};
+use super::teams::{join_users, leave, load, resolve_emails};
+use crate::admin::fields::{self, check_amount, refused, unprocessable};
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
@@ -115,7 +114,7 @@ pub async fn add(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayE
         "updated_team_memberships".into(),
         Value::Array(added_memberships),
     );
-    Ok(body::ok(&out))
+    Ok(fields::ok(&out))
 }
 
 #[derive(Deserialize)]
@@ -181,7 +180,7 @@ pub async fn delete(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, Gatew
     }
     team.updated_at_ms = gw.clock().now_ms();
     let team = dir.put_team(&req.team_id, team).await.map_err(store_down)?;
-    Ok(body::ok(&team_object(gw, &team).await?))
+    Ok(fields::ok(&team_object(gw, &team).await?))
 }
 
 #[cfg(test)]

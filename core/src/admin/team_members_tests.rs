@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::admin::budgets::fields::testing::{gateway, key_for, MASTER};
+use crate::admin::fields::testing::{gateway, key_for, MASTER};
 use crate::gateway::tests::{call, run};
 use crate::gateway::Gateway;
 use crate::identity::records::{Role, UserRecord};

@@ -4,7 +4,7 @@
 use crate::identity::records::TeamMember;
 use serde_json::{json, Map, Value};
 
-use crate::admin::budgets::fields::{reset_at, spent, usd, wire, with_nulls};
+use crate::admin::fields::{reset_at, spent, usd, wire, with_nulls};
 use crate::budget::Scope;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;

@@ -10,8 +10,10 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::body::{missing, not_found, ok, parse, query, query_u64};
-use super::budgets::fields::{check_amount, check_duration, new_uuid, unprocessable};
+use super::fields::{
+    check_amount, check_duration, missing, new_uuid, not_found, ok, parse, query, query_u64,
+    unprocessable,
+};
 use super::key_body::{caller_user, deny, nullable, set, set_opt, KeyFields, Patch};
 use super::keys::{create_key, delete_record, NewKey};
 use super::render_key::{key_object, key_spend, spend_of, Spend};

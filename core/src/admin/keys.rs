@@ -17,7 +17,7 @@ use super::fields::{not_found, ok, parse, unprocessable};
 use super::key_body::{
     actor, authorize_generate, check_custom, check_references, claim, release_if_held, KeyFields,
 };
-use super::render_key::{generated, info, key_object, key_spend, list};
+use super::render_key::{generated, info, key_spend, key_with_spend, list};
 use super::require_admin;
 use crate::budget::scope::counter;
 use crate::budget::{Duration, Scope};
@@ -180,7 +180,7 @@ async fn update(
     if let (true, Some(old)) = (renamed, &old_alias) {
         release_if_held(dir, old, &token).await?;
     }
-    let mut out = key_object(&rec, key_spend(gw, &rec).await?);
+    let mut out = key_with_spend(gw, &rec).await?;
     out.insert("key".into(), Value::String(token));
     Ok(ok(&out))
 }
@@ -401,5 +401,5 @@ async fn block(
     rec.updated_at_ms = dir.now_ms();
     rec.updated_by = actor(caller);
     let rec = dir.put_key(&token, rec).await.map_err(store_down)?;
-    Ok(ok(&key_object(&rec, key_spend(gw, &rec).await?)))
+    Ok(ok(&key_with_spend(gw, &rec).await?))
 }

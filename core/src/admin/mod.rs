@@ -16,6 +16,8 @@ pub(crate) mod team_body;
 mod team_members;
 mod team_view;
 mod teams;
+mod user_body;
+mod user_view;
 mod users;
 
 use bytes::Bytes;

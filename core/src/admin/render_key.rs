@@ -119,6 +119,14 @@ pub fn key_object(rec: &KeyRecord, spend: Spend) -> Map<String, Value> {
     out
 }
 
+/// The key object with the key's spend read now.
+pub async fn key_with_spend(
+    gw: &Gateway,
+    rec: &KeyRecord,
+) -> Result<Map<String, Value>, GatewayError> {
+    Ok(key_object(rec, key_spend(gw, rec).await?))
+}
+
 /// The answer to `/key/generate` and `/key/regenerate` (LiteLLM's `GenerateKeyResponse`):
 /// the key object with the raw key in `key`, the only time it is ever shown.
 pub fn generated(raw: &str, rec: &KeyRecord, spend: Spend) -> Value {
@@ -157,7 +165,7 @@ pub(super) async fn info(
             Some("key"),
         ));
     }
-    let mut info = key_object(&rec, key_spend(gw, &rec).await?);
+    let mut info = key_with_spend(gw, &rec).await?;
     // LiteLLM drops the token from `info`; it is the `key` beside it. The raw key, even when
     // it was the query, is never echoed.
     info.remove("token");

@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::team_body::MemberIn;
-use super::team_view::{memberships, team_object, user_object};
+use super::team_view::{memberships, team_object};
 use super::teams::{join_users, leave, load, resolve_emails};
+use super::user_view::user_with_spend;
 use crate::admin::fields::{self, check_amount, refused, unprocessable};
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::{Gateway, GatewayResponse};
@@ -101,7 +102,7 @@ pub async fn add(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayE
     let users = join_users(gw, &team.team_id, &added).await?;
     let mut users_out = Vec::with_capacity(users.len());
     for u in &users {
-        users_out.push(user_object(gw, u).await?);
+        users_out.push(user_with_spend(gw, u).await?);
     }
     let added_memberships: Vec<Value> = memberships(gw, &team)
         .await?

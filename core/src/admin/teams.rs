@@ -22,9 +22,10 @@ use crate::identity::caller::store_down;
 use crate::identity::records::{KeyRecord, TeamRecord, UserRecord};
 use crate::identity::Caller;
 
+use super::render_key::key_with_spend;
 use super::team_body::{MemberIn, TeamBody};
 use super::team_members;
-use super::team_view::{key_object, memberships, team_info, team_object};
+use super::team_view::{memberships, team_info, team_object};
 
 /// The answer to one of this family's routes, or `None` when `path` is not one.
 pub async fn route(
@@ -250,7 +251,7 @@ async fn list(
             .collect();
         let mut team_keys = Vec::new();
         for k in mine {
-            team_keys.push(key_object(gw, k).await?);
+            team_keys.push(key_with_spend(gw, k).await?);
         }
         object.insert("keys".into(), json!(team_keys));
         object.insert(

@@ -72,6 +72,9 @@ fn a_new_user_gets_a_working_key_bound_to_its_models() {
     assert_eq!(info["keys"][0]["token"], token::hash(&key));
     assert_eq!(info["keys"][0]["key_alias"], "ann-key");
     assert_eq!(info["teams"][0]["team_alias"], "Team One");
+    // Teams are shown as `/team/info` shows them: with their spend, and no stored `_ms` times.
+    assert_eq!(info["teams"][0]["spend"], 0.0);
+    assert!(info["teams"][0].get("created_at_ms").is_none());
     assert!(!info.to_string().contains(&key), "no raw key in /user/info");
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::budget_body::BudgetBody;
 use super::fields::{
-    self, given, method_not_allowed, new_uuid, not_found, refused, required, reset_at, wire,
+    self, found, given, method_not_allowed, new_uuid, not_found, refused, required, reset_at, wire,
     with_nulls,
 };
 use super::{require_admin, require_reader};
@@ -19,6 +19,7 @@ use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
 use crate::identity::records::BudgetRecord;
+use crate::identity::records::Stamped;
 use crate::identity::Caller;
 
 /// The answer to one of this family's routes, or `None` when `path` is not one.
@@ -85,12 +86,7 @@ async fn new(gw: &Gateway, caller: &Caller, body: &Bytes) -> Result<GatewayRespo
         ));
     }
     let now = gw.clock().now_ms();
-    let mut rec = BudgetRecord {
-        budget_id: id.clone(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        ..Default::default()
-    };
+    let mut rec = BudgetRecord::created(&id, now);
     req.apply(&mut rec);
     let rec = dir.put_budget(&id, rec).await.map_err(store_down)?;
     Ok(fields::ok(&budget_object(gw, &rec)))
@@ -140,9 +136,7 @@ async fn update(
     };
     req.validate()?;
     let dir = gw.directory();
-    let Some(mut rec) = dir.budget_fresh(id).await.map_err(store_down)? else {
-        return Err(not_found("Budget", id).with_param("budget_id"));
-    };
+    let mut rec = found(dir.budget_fresh(id).await, "Budget", id, "budget_id")?;
     req.apply(&mut rec);
     fields::check_soft_below_max(rec.budget.soft_budget, rec.budget.max_budget)?;
     rec.updated_at_ms = gw.clock().now_ms();
@@ -163,9 +157,7 @@ async fn delete(
     require_admin(caller)?;
     let req: DeleteBody = fields::parse(body)?;
     let dir = gw.directory();
-    let Some(rec) = dir.budget_fresh(&req.id).await.map_err(store_down)? else {
-        return Err(not_found("Budget", &req.id).with_param("id"));
-    };
+    let rec = found(dir.budget_fresh(&req.id).await, "Budget", &req.id, "id")?;
     // A budget still in use is kept: deleting it would silently lift its limits from every end
     // user and key that names it (LiteLLM's database refuses it through a foreign key).
     let customers = dir.list_customers().await.map_err(store_down)?;

@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 use super::budgets::budget_object;
 use super::customer_body::CustomerBody;
 use super::fields::{
-    self, check_soft_below_max, given, method_not_allowed, not_found, refused, required, reset_at,
-    spent, usd, wire, with_nulls,
+    self, check_soft_below_max, found, given, method_not_allowed, not_found, refused, required,
+    reset_at, spent, usd, wire, with_nulls,
 };
 use super::{require_admin, require_reader};
 use crate::budget::Scope;
@@ -22,6 +22,7 @@ use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
 use crate::identity::records::CustomerRecord;
+use crate::identity::records::Stamped;
 use crate::identity::Caller;
 
 /// The answer to one of this family's routes, or `None` when `path` is not one.
@@ -130,12 +131,7 @@ async fn new(gw: &Gateway, caller: &Caller, body: &Bytes) -> Result<GatewayRespo
         ));
     }
     let now = gw.clock().now_ms();
-    let mut rec = CustomerRecord {
-        user_id: id.to_string(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        ..Default::default()
-    };
+    let mut rec = CustomerRecord::created(id, now);
     req.apply(&mut rec);
     let rec = dir.put_customer(id, rec).await.map_err(store_down)?;
     Ok(fields::ok(&customer_object(gw, &rec).await?))
@@ -169,9 +165,12 @@ async fn info(
     let Some(id) = fields::query(req, "end_user_id") else {
         return Err(required("end_user_id"));
     };
-    let Some(rec) = gw.directory().customer(&id).await.map_err(store_down)? else {
-        return Err(not_found("End User", &id).with_param("end_user_id"));
-    };
+    let rec = found(
+        gw.directory().customer(&id).await,
+        "End User",
+        &id,
+        "end_user_id",
+    )?;
     Ok(fields::ok(&customer_object(gw, &rec).await?))
 }
 
@@ -199,9 +198,7 @@ async fn update(
     req.validate(gw.config())?;
     check_budget_exists(gw, &req).await?;
     let dir = gw.directory();
-    let Some(mut rec) = dir.customer_fresh(id).await.map_err(store_down)? else {
-        return Err(not_found("End User", id).with_param("user_id"));
-    };
+    let mut rec = found(dir.customer_fresh(id).await, "End User", id, "user_id")?;
     req.apply(&mut rec);
     check_soft_below_max(rec.budget.soft_budget, rec.budget.max_budget)?;
     rec.updated_at_ms = gw.clock().now_ms();
@@ -288,11 +285,7 @@ async fn block(
             Some(c) => Some(c.clone()),
             None => dir.customer_fresh(id).await.map_err(store_down)?,
         };
-        let mut rec = current.unwrap_or_else(|| CustomerRecord {
-            user_id: id.clone(),
-            created_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = current.unwrap_or_else(|| CustomerRecord::created(id, now));
         rec.blocked = blocked;
         rec.updated_at_ms = now;
         changed.push(dir.put_customer(id, rec).await.map_err(store_down)?);

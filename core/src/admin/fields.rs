@@ -16,6 +16,7 @@ use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::{json_response, Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
 use crate::ports::Entropy;
+use crate::store::StoreError;
 
 /// The body as `T`. An empty body reads as `{}`. Invalid JSON is a 400; a field of the wrong
 /// type (or a missing required one) is a 422 naming the field in `param`.
@@ -122,6 +123,18 @@ pub fn not_found(what: &str, id: &str) -> GatewayError {
     GatewayError::new(ErrorKind::NotFound, format!("{what} not found: {id}"))
         .with_origin(Origin::Client)
         .with_code("not_found")
+}
+
+/// The record a Store read found, or a 404 naming `what` and `id` in `param` (a Store that
+/// cannot be read is a 503).
+pub fn found<T>(
+    read: Result<Option<T>, StoreError>,
+    what: &str,
+    id: &str,
+    param: &str,
+) -> Result<T, GatewayError> {
+    read.map_err(store_down)?
+        .ok_or_else(|| not_found(what, id).with_param(param))
 }
 
 /// A 400 for a field the route needs.

@@ -13,7 +13,7 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::fields::{not_found, ok, parse, unprocessable};
+use super::fields::{found, not_found, ok, parse, unprocessable};
 use super::key_body::{
     actor, authorize_generate, check_custom, check_references, claim, release_if_held, KeyFields,
 };
@@ -139,10 +139,12 @@ async fn update(
         None => match KeyFields::given(&fields.key_alias).cloned() {
             Some(alias) => {
                 fields.key_alias = None;
-                dir.alias_token(&alias)
-                    .await
-                    .map_err(store_down)?
-                    .ok_or_else(|| not_found("Key with alias", &alias).with_param("key_alias"))?
+                found(
+                    dir.alias_token(&alias).await,
+                    "Key with alias",
+                    &alias,
+                    "key_alias",
+                )?
             }
             None => {
                 return Err(unprocessable(
@@ -152,11 +154,7 @@ async fn update(
             }
         },
     };
-    let mut rec = dir
-        .key_fresh(&token)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Key", &token).with_param("key"))?;
+    let mut rec = found(dir.key_fresh(&token).await, "Key", &token, "key")?;
     check_references(dir, &fields).await?;
     let old_alias = rec.key_alias.clone();
     let now = dir.now_ms();
@@ -279,11 +277,7 @@ async fn regenerate(
     fields.key = None;
     let dir = gw.directory();
     let old_token = token::token_of(&given);
-    let old = dir
-        .key_fresh(&old_token)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Key", &old_token).with_param("key"))?;
+    let old = found(dir.key_fresh(&old_token).await, "Key", &old_token, "key")?;
     check_references(dir, &fields).await?;
     let raw = match KeyFields::given(&fields.new_key) {
         Some(custom) => {
@@ -392,11 +386,7 @@ async fn block(
     };
     let dir = gw.directory();
     let token = token::token_of(&key);
-    let mut rec = dir
-        .key_fresh(&token)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Key", &token).with_param("key"))?;
+    let mut rec = found(dir.key_fresh(&token).await, "Key", &token, "key")?;
     rec.blocked = blocked;
     rec.updated_at_ms = dir.now_ms();
     rec.updated_by = actor(caller);

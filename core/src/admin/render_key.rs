@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::fields::{missing, not_found, ok, query, query_u64, unprocessable};
+use super::fields::{found, missing, ok, query, query_u64, unprocessable};
 use super::key_body::{caller_user, deny};
 use crate::budget::{spend, Scope};
 use crate::calendar::iso8601;
@@ -150,12 +150,7 @@ pub(super) async fn info(
             None => return Err(missing("key")),
         },
     };
-    let rec = gw
-        .directory()
-        .key_fresh(&token)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Key", &token).with_param("key"))?;
+    let rec = found(gw.directory().key_fresh(&token).await, "Key", &token, "key")?;
     if !may_read(caller, &rec) {
         return Err(deny(
             format!(

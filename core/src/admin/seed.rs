@@ -26,7 +26,9 @@ use super::team_body::TeamBody;
 use super::user_body::UserFields;
 use crate::config::seed::{SeedKey, SeedKeyFields, SeedUser};
 use crate::gateway::Gateway;
-use crate::identity::records::{BudgetRecord, CustomerRecord, KeyRecord, TeamRecord, UserRecord};
+use crate::identity::records::{
+    BudgetRecord, CustomerRecord, KeyRecord, Stamped, TeamRecord, UserRecord,
+};
 use crate::identity::Directory;
 use crate::store::StoreError;
 
@@ -59,28 +61,6 @@ impl std::fmt::Display for SeedReport {
         Ok(())
     }
 }
-
-/// Records whose `updated_at` a rewrite moves.
-trait Stamped: Clone + PartialEq {
-    fn stamp(&mut self, now_ms: u64);
-}
-
-macro_rules! stamped {
-    ($($t:ty),*) => {$(
-        impl Stamped for $t {
-            fn stamp(&mut self, now_ms: u64) {
-                self.updated_at_ms = now_ms;
-            }
-        }
-    )*};
-}
-stamped!(
-    BudgetRecord,
-    UserRecord,
-    TeamRecord,
-    CustomerRecord,
-    KeyRecord
-);
 
 impl SeedReport {
     /// Nothing was declared.
@@ -129,12 +109,9 @@ pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
     for b in &spec.budgets {
         let id = b.budget_id.as_deref().unwrap_or_default().trim();
         let before = dir.budget_fresh(id).await?;
-        let mut rec = before.clone().unwrap_or_else(|| BudgetRecord {
-            budget_id: id.into(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = before
+            .clone()
+            .unwrap_or_else(|| BudgetRecord::created(id, now));
         b.apply(&mut rec);
         if let Some(rec) = report.settle(format!("budget {id}"), before.as_ref(), rec, now) {
             dir.put_budget(id, rec).await?;
@@ -144,12 +121,9 @@ pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
     for u in &spec.users {
         let id = u.user_id.trim();
         let before = dir.user_fresh(id).await?;
-        let mut rec = before.clone().unwrap_or_else(|| UserRecord {
-            user_id: id.into(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = before
+            .clone()
+            .unwrap_or_else(|| UserRecord::created(id, now));
         user_fields(u).apply(&mut rec, u.user_role.map(Some));
         if let Some(t) = &u.teams {
             rec.teams = t.clone();
@@ -166,12 +140,9 @@ pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
     for t in &spec.teams {
         let id = t.team_id.as_deref().unwrap_or_default().trim();
         let before = dir.team_fresh(id).await?;
-        let mut rec = before.clone().unwrap_or_else(|| TeamRecord {
-            team_id: id.into(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = before
+            .clone()
+            .unwrap_or_else(|| TeamRecord::created(id, now));
         t.apply(&mut rec, true);
         let members: Vec<String> = rec
             .members_with_roles
@@ -200,12 +171,9 @@ pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
             }
         }
         let before = dir.customer_fresh(id).await?;
-        let mut rec = before.clone().unwrap_or_else(|| CustomerRecord {
-            user_id: id.into(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = before
+            .clone()
+            .unwrap_or_else(|| CustomerRecord::created(id, now));
         c.apply(&mut rec);
         if let Some(rec) = report.settle(format!("end user {id}"), before.as_ref(), rec, now) {
             dir.put_customer(id, rec).await?;

@@ -13,12 +13,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::fields::{
-    self, check_soft_below_max, given, method_not_allowed, new_uuid, not_found, refused, required,
+    self, check_soft_below_max, found, given, method_not_allowed, new_uuid, not_found, refused,
+    required,
 };
 use super::{require_admin, require_reader};
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
+use crate::identity::records::Stamped;
 use crate::identity::records::{KeyRecord, TeamRecord, UserRecord};
 use crate::identity::Caller;
 
@@ -68,11 +70,7 @@ pub async fn route(
 
 /// The team as the Store has it now, or a 404 naming `param`.
 pub(super) async fn load(gw: &Gateway, id: &str, param: &str) -> Result<TeamRecord, GatewayError> {
-    gw.directory()
-        .team_fresh(id)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Team", id).with_param(param))
+    found(gw.directory().team_fresh(id).await, "Team", id, param)
 }
 
 /// Adds `team_id` to the `teams` of each of `user_ids` that has a user record; the users.
@@ -155,12 +153,7 @@ async fn new(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayError
         resolve_emails(gw, members).await?;
     }
     let now = gw.clock().now_ms();
-    let mut team = TeamRecord {
-        team_id: id.clone(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        ..Default::default()
-    };
+    let mut team = TeamRecord::created(&id, now);
     req.apply(&mut team, true);
     let team = dir.put_team(&id, team).await.map_err(store_down)?;
     // Collected first: an iterator whose closure borrows is not provably Send across an

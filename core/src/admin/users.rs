@@ -10,7 +10,9 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::fields::{missing, new_uuid, not_found, ok, parse, query, query_u64, unprocessable};
+use super::fields::{
+    found, missing, new_uuid, not_found, ok, parse, query, query_u64, unprocessable,
+};
 use super::key_body::{caller_user, deny, KeyFields};
 use super::keys::{create_key, delete_record};
 use super::user_body::{TeamRef, UserFields};
@@ -21,6 +23,7 @@ use super::{require_admin, require_reader};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
+use crate::identity::records::Stamped;
 use crate::identity::records::{KeyRecord, TeamMember, TeamRecord, TeamRole, UserRecord};
 use crate::identity::{Caller, Directory};
 
@@ -100,12 +103,7 @@ async fn new_user(
         }
     }
     let now = dir.now_ms();
-    let mut user = UserRecord {
-        user_id: user_id.clone(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        ..Default::default()
-    };
+    let mut user = UserRecord::created(&user_id, now);
     fields.apply(&mut user, role);
     user.teams = joins.iter().map(|(t, _)| t.id().to_string()).collect();
     user.teams.dedup();
@@ -224,11 +222,7 @@ async fn info(
         (None, Some(own)) => own.to_string(),
         (None, None) => return Err(missing("user_id")),
     };
-    let user = dir
-        .user_fresh(&user_id)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("User", &user_id).with_param("user_id"))?;
+    let user = found(dir.user_fresh(&user_id).await, "User", &user_id, "user_id")?;
     let teams: Vec<TeamRecord> = dir
         .list_teams()
         .await
@@ -285,11 +279,7 @@ async fn update(
         KeyFields::given(&fields.user_id),
         KeyFields::given(&fields.user_email),
     ) {
-        (Some(id), _) => dir
-            .user_fresh(id)
-            .await
-            .map_err(store_down)?
-            .ok_or_else(|| not_found("User", id).with_param("user_id"))?,
+        (Some(id), _) => found(dir.user_fresh(id).await, "User", id, "user_id")?,
         // Without an id, the email names the user (and so is not changed).
         (None, Some(email)) => {
             let found = dir

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::seed;
-use crate::admin::fields::testing::{gateway_on, MASTER};
+use crate::admin::fields::testing::{gateway_on, master_post};
 use crate::config::Config;
 use crate::gateway::tests::{call, ports, run, FixedClock, HeldTasks, ScriptedClient};
 use crate::gateway::Gateway;
@@ -135,21 +135,15 @@ fn the_config_wins_for_the_fields_it_names_and_keeps_the_rest() {
         },
     ))
     .unwrap();
-    call(
+    master_post(
         &gw,
-        "POST",
         "/team/update",
-        MASTER,
-        Some(json!({"team_id": "eng", "max_budget": 99, "rpm_limit": 7})),
+        json!({"team_id": "eng", "max_budget": 99, "rpm_limit": 7}),
     );
-    call(
+    master_post(
         &gw,
-        "POST",
         "/team/member_add",
-        MASTER,
-        Some(
-            json!({"team_id": "eng", "member": {"role": "user", "user_id": "bob"}, "max_budget_in_team": 2}),
-        ),
+        json!({"team_id": "eng", "member": {"role": "user", "user_id": "bob"}, "max_budget_in_team": 2}),
     );
     let report = run(seed(&gw)).unwrap();
     assert!(

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::keys::delete_record;
 use super::team_body::MemberIn;
 use super::team_view::{memberships, team_object};
 use super::teams::{join_users, leave, load, resolve_emails};
@@ -174,10 +175,7 @@ pub async fn delete(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, Gatew
         })
         .collect();
     for key in &doomed {
-        dir.delete_key(&key.token).await.map_err(store_down)?;
-        if let Some(alias) = &key.key_alias {
-            dir.release_alias(alias).await.map_err(store_down)?;
-        }
+        delete_record(dir, key).await?;
     }
     team.updated_at_ms = gw.clock().now_ms();
     let team = dir.put_team(&req.team_id, team).await.map_err(store_down)?;

@@ -24,6 +24,7 @@ use crate::identity::records::Stamped;
 use crate::identity::records::{KeyRecord, TeamRecord, UserRecord};
 use crate::identity::Caller;
 
+use super::keys::delete_record;
 use super::render_key::key_with_spend;
 use super::team_body::{MemberIn, TeamBody};
 use super::team_members;
@@ -307,10 +308,7 @@ async fn delete(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayEr
             .filter(|k| k.team_id.as_deref() == Some(&team.team_id))
             .collect();
         for key in doomed {
-            dir.delete_key(&key.token).await.map_err(store_down)?;
-            if let Some(alias) = &key.key_alias {
-                dir.release_alias(alias).await.map_err(store_down)?;
-            }
+            delete_record(dir, key).await?;
         }
         let members: Vec<&str> = team
             .members_with_roles

@@ -9,24 +9,18 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::body::{self, not_found};
+use super::budget_body::BudgetBody;
+use super::fields::{
+    self, found, given, method_not_allowed, new_uuid, not_found, refused, required, reset_at, wire,
+    with_nulls,
+};
 use super::{require_admin, require_reader};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
 use crate::identity::records::BudgetRecord;
+use crate::identity::records::Stamped;
 use crate::identity::Caller;
-use fields::{given, method_not_allowed, new_uuid, refused, required, reset_at, wire, with_nulls};
-
-// The helpers every governance family shares; declared here, with the family they started
-// with, so the admin route table (admin/mod.rs) stays as it is.
-#[path = "fields.rs"]
-pub(super) mod fields;
-
-#[path = "budget_body.rs"]
-pub(super) mod budget_body;
-
-pub use budget_body::BudgetBody;
 
 /// The answer to one of this family's routes, or `None` when `path` is not one.
 pub async fn route(
@@ -92,15 +86,10 @@ async fn new(gw: &Gateway, caller: &Caller, body: &Bytes) -> Result<GatewayRespo
         ));
     }
     let now = gw.clock().now_ms();
-    let mut rec = BudgetRecord {
-        budget_id: id.clone(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        ..Default::default()
-    };
+    let mut rec = BudgetRecord::created(&id, now);
     req.apply(&mut rec);
     let rec = dir.put_budget(&id, rec).await.map_err(store_down)?;
-    Ok(body::ok(&budget_object(gw, &rec)))
+    Ok(fields::ok(&budget_object(gw, &rec)))
 }
 
 #[derive(Deserialize)]
@@ -125,14 +114,14 @@ async fn info(
             None => return Err(not_found("Budget", id).with_param("budgets")),
         }
     }
-    Ok(body::ok(&out))
+    Ok(fields::ok(&out))
 }
 
 async fn list(gw: &Gateway, caller: &Caller) -> Result<GatewayResponse, GatewayError> {
     require_reader(caller)?;
     let all = gw.directory().list_budgets().await.map_err(store_down)?;
     let out: Vec<_> = all.iter().map(|b| budget_object(gw, b)).collect();
-    Ok(body::ok(&out))
+    Ok(fields::ok(&out))
 }
 
 async fn update(
@@ -147,14 +136,12 @@ async fn update(
     };
     req.validate()?;
     let dir = gw.directory();
-    let Some(mut rec) = dir.budget_fresh(id).await.map_err(store_down)? else {
-        return Err(not_found("Budget", id).with_param("budget_id"));
-    };
+    let mut rec = found(dir.budget_fresh(id).await, "Budget", id, "budget_id")?;
     req.apply(&mut rec);
     fields::check_soft_below_max(rec.budget.soft_budget, rec.budget.max_budget)?;
     rec.updated_at_ms = gw.clock().now_ms();
     let rec = dir.put_budget(id, rec).await.map_err(store_down)?;
-    Ok(body::ok(&budget_object(gw, &rec)))
+    Ok(fields::ok(&budget_object(gw, &rec)))
 }
 
 #[derive(Deserialize)]
@@ -170,9 +157,7 @@ async fn delete(
     require_admin(caller)?;
     let req: DeleteBody = fields::parse(body)?;
     let dir = gw.directory();
-    let Some(rec) = dir.budget_fresh(&req.id).await.map_err(store_down)? else {
-        return Err(not_found("Budget", &req.id).with_param("id"));
-    };
+    let rec = found(dir.budget_fresh(&req.id).await, "Budget", &req.id, "id")?;
     // A budget still in use is kept: deleting it would silently lift its limits from every end
     // user and key that names it (LiteLLM's database refuses it through a foreign key).
     let customers = dir.list_customers().await.map_err(store_down)?;
@@ -196,7 +181,7 @@ async fn delete(
         ));
     }
     dir.delete_budget(&req.id).await.map_err(store_down)?;
-    Ok(body::ok(&budget_object(gw, &rec)))
+    Ok(fields::ok(&budget_object(gw, &rec)))
 }
 
 #[cfg(test)]

@@ -1,21 +1,17 @@
 use serde_json::json;
 
-use super::fields::testing::{gateway, MASTER};
+use crate::admin::fields::testing::{gateway, master_get, master_post};
 use crate::gateway::tests::{call, run};
 use crate::identity::records::CustomerRecord;
 
 #[test]
 fn a_budget_is_created_read_listed_updated_and_deleted() {
     let gw = gateway();
-    let (status, b) = call(
+    let (status, b) = master_post(
         &gw,
-        "POST",
         "/budget/new",
-        MASTER,
-        Some(
-            json!({"budget_id": "free", "max_budget": 5.0, "budget_duration": "30d", "rpm_limit": 10,
+        json!({"budget_id": "free", "max_budget": 5.0, "budget_duration": "30d", "rpm_limit": 10,
             "model_max_budget": {"gpt-4o": {"max_budget": 1.0, "budget_duration": "1d"}, "o1": 2.0}}),
-        ),
     );
     assert_eq!(status, 200, "{b}");
     assert_eq!(b["budget_id"], "free");
@@ -31,22 +27,14 @@ fn a_budget_is_created_read_listed_updated_and_deleted() {
     assert_eq!(b["budget_reset_at"], "2023-12-01T00:00:00.000000+00:00");
     assert_eq!(b["created_at"], "2023-11-14T22:13:20.000000+00:00");
 
-    let (status, list) = call(
-        &gw,
-        "POST",
-        "/budget/info",
-        MASTER,
-        Some(json!({"budgets": ["free"]})),
-    );
+    let (status, list) = master_post(&gw, "/budget/info", json!({"budgets": ["free"]}));
     assert_eq!(status, 200, "{list}");
     assert_eq!(list[0]["budget_id"], "free");
 
-    let (status, b) = call(
+    let (status, b) = master_post(
         &gw,
-        "POST",
         "/budget/update",
-        MASTER,
-        Some(json!({"budget_id": "free", "max_budget": 7.5})),
+        json!({"budget_id": "free", "max_budget": 7.5}),
     );
     assert_eq!(status, 200, "{b}");
     assert_eq!(
@@ -54,31 +42,19 @@ fn a_budget_is_created_read_listed_updated_and_deleted() {
         (json!(7.5), json!(10))
     );
 
-    let (_, list) = call(&gw, "GET", "/budget/list", MASTER, None);
+    let (_, list) = master_get(&gw, "/budget/list");
     assert_eq!(list.as_array().unwrap().len(), 1);
 
-    let (status, b) = call(
-        &gw,
-        "POST",
-        "/budget/delete",
-        MASTER,
-        Some(json!({"id": "free"})),
-    );
+    let (status, b) = master_post(&gw, "/budget/delete", json!({"id": "free"}));
     assert_eq!((status, b["budget_id"].clone()), (200, json!("free")));
-    let (_, list) = call(&gw, "GET", "/budget/list", MASTER, None);
+    let (_, list) = master_get(&gw, "/budget/list");
     assert_eq!(list, json!([]));
 }
 
 #[test]
 fn a_budget_without_an_id_gets_a_uuid() {
     let gw = gateway();
-    let (status, b) = call(
-        &gw,
-        "POST",
-        "/budget/new",
-        MASTER,
-        Some(json!({"max_budget": 1})),
-    );
+    let (status, b) = master_post(&gw, "/budget/new", json!({"max_budget": 1}));
     assert_eq!(status, 200, "{b}");
     assert_eq!(b["budget_id"].as_str().unwrap().len(), 36);
     assert_eq!(b["budget_reset_at"], json!(null), "no period, no reset");
@@ -87,7 +63,7 @@ fn a_budget_without_an_id_gets_a_uuid() {
 #[test]
 fn refusals_name_the_field() {
     let gw = gateway();
-    let new = |body| call(&gw, "POST", "/budget/new", MASTER, Some(body));
+    let new = |body| master_post(&gw, "/budget/new", body);
     assert_eq!(new(json!({"budget_id": "b"})).0, 200);
     let (status, e) = new(json!({"budget_id": "b"}));
     assert_eq!(
@@ -126,81 +102,38 @@ fn refusals_name_the_field() {
         (422, json!("model_max_budget.m"))
     );
 
-    let (status, e) = call(
-        &gw,
-        "POST",
-        "/budget/info",
-        MASTER,
-        Some(json!({"budgets": ["b", "nope"]})),
-    );
+    let (status, e) = master_post(&gw, "/budget/info", json!({"budgets": ["b", "nope"]}));
     assert_eq!(
         (status, e["error"]["param"].clone()),
         (404, json!("budgets"))
     );
     assert_eq!(
-        call(
-            &gw,
-            "POST",
-            "/budget/info",
-            MASTER,
-            Some(json!({"budgets": []}))
-        )
-        .0,
+        master_post(&gw, "/budget/info", json!({"budgets": []})).0,
         400
     );
-    let (status, e) = call(
-        &gw,
-        "POST",
-        "/budget/info",
-        MASTER,
-        Some(json!({"budgets": "b"})),
-    );
+    let (status, e) = master_post(&gw, "/budget/info", json!({"budgets": "b"}));
     assert_eq!(
         (status, e["error"]["param"].clone()),
         (422, json!("budgets"))
     );
-    let (status, e) = call(
-        &gw,
-        "POST",
-        "/budget/update",
-        MASTER,
-        Some(json!({"max_budget": 1})),
-    );
+    let (status, e) = master_post(&gw, "/budget/update", json!({"max_budget": 1}));
     assert_eq!(
         (status, e["error"]["param"].clone()),
         (422, json!("budget_id"))
     );
-    let (status, _) = call(
-        &gw,
-        "POST",
-        "/budget/update",
-        MASTER,
-        Some(json!({"budget_id": "nope"})),
-    );
+    let (status, _) = master_post(&gw, "/budget/update", json!({"budget_id": "nope"}));
     assert_eq!(status, 404);
-    let (status, _) = call(
-        &gw,
-        "POST",
-        "/budget/delete",
-        MASTER,
-        Some(json!({"id": "nope"})),
-    );
+    let (status, _) = master_post(&gw, "/budget/delete", json!({"id": "nope"}));
     assert_eq!(status, 404);
-    let (status, e) = call(&gw, "POST", "/budget/delete", MASTER, Some(json!({})));
+    let (status, e) = master_post(&gw, "/budget/delete", json!({}));
     assert_eq!((status, e["error"]["param"].clone()), (422, json!("id")));
-    assert_eq!(call(&gw, "GET", "/budget/new", MASTER, None).0, 405);
+    assert_eq!(master_get(&gw, "/budget/new").0, 405);
 }
 
 #[test]
 fn a_budget_in_use_is_not_deleted() {
     let gw = gateway();
-    call(
-        &gw,
-        "POST",
-        "/budget/new",
-        MASTER,
-        Some(json!({"budget_id": "b"})),
-    );
+    master_post(&gw, "/budget/new", json!({"budget_id": "b"}));
     run(gw.directory().put_customer(
         "alice",
         CustomerRecord {
@@ -210,13 +143,7 @@ fn a_budget_in_use_is_not_deleted() {
         },
     ))
     .unwrap();
-    let (status, e) = call(
-        &gw,
-        "POST",
-        "/budget/delete",
-        MASTER,
-        Some(json!({"id": "b"})),
-    );
+    let (status, e) = master_post(&gw, "/budget/delete", json!({"id": "b"}));
     assert_eq!(
         (status, e["error"]["param"].clone()),
         (400, json!("id")),
@@ -228,13 +155,7 @@ fn a_budget_in_use_is_not_deleted() {
 #[test]
 fn viewers_read_and_internal_users_do_neither() {
     let gw = gateway();
-    call(
-        &gw,
-        "POST",
-        "/budget/new",
-        MASTER,
-        Some(json!({"budget_id": "b"})),
-    );
+    master_post(&gw, "/budget/new", json!({"budget_id": "b"}));
     assert_eq!(call(&gw, "GET", "/budget/list", "sk-viewer", None).0, 200);
     let info = Some(json!({"budgets": ["b"]}));
     assert_eq!(

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::admin::budgets::fields::{
+use crate::admin::fields::{
     check_amount, check_duration, check_soft_below_max, set, unprocessable,
 };
 use crate::config::Config;

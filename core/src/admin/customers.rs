@@ -10,11 +10,11 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::body::{self, not_found};
 use super::budgets::budget_object;
-use super::budgets::fields::{
-    self, check_soft_below_max, given, method_not_allowed, refused, required, reset_at, spent, usd,
-    wire, with_nulls,
+use super::customer_body::CustomerBody;
+use super::fields::{
+    self, check_soft_below_max, found, given, method_not_allowed, not_found, refused, required,
+    reset_at, spent, usd, wire, with_nulls,
 };
 use super::{require_admin, require_reader};
 use crate::budget::Scope;
@@ -22,12 +22,8 @@ use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
 use crate::identity::records::CustomerRecord;
+use crate::identity::records::Stamped;
 use crate::identity::Caller;
-
-#[path = "customer_body.rs"]
-pub(super) mod customer_body;
-
-pub use customer_body::CustomerBody;
 
 /// The answer to one of this family's routes, or `None` when `path` is not one.
 pub async fn route(
@@ -135,15 +131,10 @@ async fn new(gw: &Gateway, caller: &Caller, body: &Bytes) -> Result<GatewayRespo
         ));
     }
     let now = gw.clock().now_ms();
-    let mut rec = CustomerRecord {
-        user_id: id.to_string(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        ..Default::default()
-    };
+    let mut rec = CustomerRecord::created(id, now);
     req.apply(&mut rec);
     let rec = dir.put_customer(id, rec).await.map_err(store_down)?;
-    Ok(body::ok(&customer_object(gw, &rec).await?))
+    Ok(fields::ok(&customer_object(gw, &rec).await?))
 }
 
 /// A `budget_id` must name a budget that exists (400).
@@ -171,13 +162,16 @@ async fn info(
     req: &http::Request<Bytes>,
 ) -> Result<GatewayResponse, GatewayError> {
     require_reader(caller)?;
-    let Some(id) = body::query(req, "end_user_id") else {
+    let Some(id) = fields::query(req, "end_user_id") else {
         return Err(required("end_user_id"));
     };
-    let Some(rec) = gw.directory().customer(&id).await.map_err(store_down)? else {
-        return Err(not_found("End User", &id).with_param("end_user_id"));
-    };
-    Ok(body::ok(&customer_object(gw, &rec).await?))
+    let rec = found(
+        gw.directory().customer(&id).await,
+        "End User",
+        &id,
+        "end_user_id",
+    )?;
+    Ok(fields::ok(&customer_object(gw, &rec).await?))
 }
 
 async fn list(gw: &Gateway, caller: &Caller) -> Result<GatewayResponse, GatewayError> {
@@ -188,7 +182,7 @@ async fn list(gw: &Gateway, caller: &Caller) -> Result<GatewayResponse, GatewayE
     for c in &all {
         objects.push(customer_object(gw, c).await?);
     }
-    Ok(body::ok(&objects))
+    Ok(fields::ok(&objects))
 }
 
 async fn update(
@@ -204,14 +198,12 @@ async fn update(
     req.validate(gw.config())?;
     check_budget_exists(gw, &req).await?;
     let dir = gw.directory();
-    let Some(mut rec) = dir.customer_fresh(id).await.map_err(store_down)? else {
-        return Err(not_found("End User", id).with_param("user_id"));
-    };
+    let mut rec = found(dir.customer_fresh(id).await, "End User", id, "user_id")?;
     req.apply(&mut rec);
     check_soft_below_max(rec.budget.soft_budget, rec.budget.max_budget)?;
     rec.updated_at_ms = gw.clock().now_ms();
     let rec = dir.put_customer(id, rec).await.map_err(store_down)?;
-    Ok(body::ok(&customer_object(gw, &rec).await?))
+    Ok(fields::ok(&customer_object(gw, &rec).await?))
 }
 
 #[derive(Deserialize)]
@@ -263,7 +255,7 @@ async fn delete(
                 .map_err(store_down)?,
         );
     }
-    Ok(body::ok(&json!({
+    Ok(fields::ok(&json!({
         "deleted_customers": deleted,
         "message": format!("Successfully deleted customers with ids: {:?}", req.user_ids),
     })))
@@ -293,11 +285,7 @@ async fn block(
             Some(c) => Some(c.clone()),
             None => dir.customer_fresh(id).await.map_err(store_down)?,
         };
-        let mut rec = current.unwrap_or_else(|| CustomerRecord {
-            user_id: id.clone(),
-            created_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = current.unwrap_or_else(|| CustomerRecord::created(id, now));
         rec.blocked = blocked;
         rec.updated_at_ms = now;
         changed.push(dir.put_customer(id, rec).await.map_err(store_down)?);
@@ -307,7 +295,7 @@ async fn block(
         for c in &changed {
             objects.push(customer_object(gw, c).await?);
         }
-        return Ok(body::ok(&json!({ "blocked_users": objects })));
+        return Ok(fields::ok(&json!({ "blocked_users": objects })));
     }
     let still: Vec<String> = dir
         .list_customers()
@@ -317,7 +305,7 @@ async fn block(
         .filter(|c| c.blocked)
         .map(|c| c.user_id)
         .collect();
-    Ok(body::ok(&json!({ "blocked_users": still })))
+    Ok(fields::ok(&json!({ "blocked_users": still })))
 }
 
 #[cfg(test)]

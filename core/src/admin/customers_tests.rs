@@ -2,7 +2,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
-use super::fields::testing::{gateway, gateway_on, CONFIG, MASTER};
+use crate::admin::fields::testing::{gateway, gateway_on, master_get, master_post, CONFIG, MASTER};
 use crate::budget::scope::counter;
 use crate::budget::{Duration, Scope};
 use crate::gateway::tests::{call, run};
@@ -14,15 +14,11 @@ fn param(e: &Value) -> Value {
 #[test]
 fn an_end_user_is_created_and_read_in_litellms_shape() {
     let gw = gateway();
-    let (status, c) = call(
+    let (status, c) = master_post(
         &gw,
-        "POST",
         "/customer/new",
-        MASTER,
-        Some(
-            json!({"user_id": "alice", "alias": "Alice", "max_budget": 2.0, "budget_duration": "1d",
+        json!({"user_id": "alice", "alias": "Alice", "max_budget": 2.0, "budget_duration": "1d",
             "rpm_limit": 5, "allowed_model_region": "eu", "default_model": "m", "metadata": {"tier": "free"}}),
-        ),
     );
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["user_id"], "alice");
@@ -57,55 +53,41 @@ fn an_end_user_is_created_and_read_in_litellms_shape() {
         "/customer/info?end_user_id=alice",
         "/end_user/info?end_user_id=alice",
     ] {
-        let (status, c) = call(&gw, "GET", path, MASTER, None);
+        let (status, c) = master_get(&gw, path);
         assert_eq!(status, 200, "{c}");
         assert_eq!(c["spend"], 0.25);
     }
-    let (_, none) = call(
-        &gw,
-        "POST",
-        "/customer/new",
-        MASTER,
-        Some(json!({"user_id": "bob"})),
-    );
+    let (_, none) = master_post(&gw, "/customer/new", json!({"user_id": "bob"}));
     assert_eq!(none["litellm_budget_table"], Value::Null);
 }
 
 #[test]
 fn a_shared_budget_is_the_one_in_force() {
     let gw = gateway();
-    call(
+    master_post(
         &gw,
-        "POST",
         "/budget/new",
-        MASTER,
-        Some(json!({"budget_id": "free", "max_budget": 1.0, "budget_duration": "30d"})),
+        json!({"budget_id": "free", "max_budget": 1.0, "budget_duration": "30d"}),
     );
-    let (status, c) = call(
+    let (status, c) = master_post(
         &gw,
-        "POST",
         "/customer/new",
-        MASTER,
-        Some(json!({"user_id": "alice", "budget_id": "free"})),
+        json!({"user_id": "alice", "budget_id": "free"}),
     );
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["budget_id"], "free");
     assert_eq!(c["litellm_budget_table"]["budget_id"], "free");
     assert_eq!(c["litellm_budget_table"]["max_budget"], 1.0);
-    let (status, e) = call(
+    let (status, e) = master_post(
         &gw,
-        "POST",
         "/customer/new",
-        MASTER,
-        Some(json!({"user_id": "bob", "budget_id": "nope"})),
+        json!({"user_id": "bob", "budget_id": "nope"}),
     );
     assert_eq!((status, param(&e)), (400, json!("budget_id")));
-    let (status, e) = call(
+    let (status, e) = master_post(
         &gw,
-        "POST",
         "/customer/update",
-        MASTER,
-        Some(json!({"user_id": "alice", "budget_id": "nope"})),
+        json!({"user_id": "alice", "budget_id": "nope"}),
     );
     assert_eq!((status, param(&e)), (400, json!("budget_id")));
 }
@@ -113,7 +95,7 @@ fn a_shared_budget_is_the_one_in_force() {
 #[test]
 fn refusals_name_the_field() {
     let gw = gateway();
-    let new = |body| call(&gw, "POST", "/customer/new", MASTER, Some(body));
+    let new = |body| master_post(&gw, "/customer/new", body);
     assert_eq!(new(json!({"user_id": "alice"})).0, 200);
     for (body, status, field) in [
         (json!({"user_id": "alice"}), 400, "user_id"),
@@ -150,80 +132,51 @@ fn refusals_name_the_field() {
         let (s, e) = new(body.clone());
         assert_eq!((s, param(&e)), (status, json!(field)), "{body}: {e}");
     }
-    let (s, e) = call(&gw, "GET", "/customer/info", MASTER, None);
+    let (s, e) = master_get(&gw, "/customer/info");
     assert_eq!((s, param(&e)), (422, json!("end_user_id")));
-    let (s, e) = call(&gw, "GET", "/customer/info?end_user_id=nope", MASTER, None);
+    let (s, e) = master_get(&gw, "/customer/info?end_user_id=nope");
     assert_eq!((s, param(&e)), (404, json!("end_user_id")));
-    let (s, e) = call(
-        &gw,
-        "POST",
-        "/customer/update",
-        MASTER,
-        Some(json!({"user_id": "nope"})),
-    );
+    let (s, e) = master_post(&gw, "/customer/update", json!({"user_id": "nope"}));
     assert_eq!((s, param(&e)), (404, json!("user_id")));
-    let (s, e) = call(
+    let (s, e) = master_post(
         &gw,
-        "POST",
         "/customer/delete",
-        MASTER,
-        Some(json!({"user_ids": ["alice", "nope"]})),
+        json!({"user_ids": ["alice", "nope"]}),
     );
     assert_eq!((s, param(&e)), (404, json!("user_ids")));
     assert!(e["error"]["message"].as_str().unwrap().contains("nope"));
-    let (s, e) = call(
-        &gw,
-        "POST",
-        "/customer/delete",
-        MASTER,
-        Some(json!({"user_ids": "alice"})),
-    );
+    let (s, e) = master_post(&gw, "/customer/delete", json!({"user_ids": "alice"}));
     assert_eq!((s, param(&e)), (422, json!("user_ids")));
-    let (s, _) = call(
-        &gw,
-        "POST",
-        "/customer/unblock",
-        MASTER,
-        Some(json!({"user_ids": ["nope"]})),
-    );
+    let (s, _) = master_post(&gw, "/customer/unblock", json!({"user_ids": ["nope"]}));
     assert_eq!(s, 404);
     assert_eq!(call(&gw, "POST", "/customer/list", MASTER, None).0, 405);
     // Nothing was deleted by the refused delete.
-    assert_eq!(
-        call(&gw, "GET", "/customer/info?end_user_id=alice", MASTER, None).0,
-        200
-    );
+    assert_eq!(master_get(&gw, "/customer/info?end_user_id=alice").0, 200);
 }
 
 #[test]
 fn update_list_delete() {
     let gw = gateway();
     for id in ["carol", "alice"] {
-        call(
+        master_post(
             &gw,
-            "POST",
             "/end_user/new",
-            MASTER,
-            Some(json!({"user_id": id, "max_budget": 3})),
+            json!({"user_id": id, "max_budget": 3}),
         );
     }
-    let (status, c) = call(
+    let (status, c) = master_post(
         &gw,
-        "POST",
         "/customer/update",
-        MASTER,
-        Some(json!({"user_id": "alice", "alias": "A", "soft_budget": 1})),
+        json!({"user_id": "alice", "alias": "A", "soft_budget": 1}),
     );
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["alias"], "A");
     assert_eq!(c["litellm_budget_table"]["max_budget"], 3.0, "kept");
     assert_eq!(c["litellm_budget_table"]["soft_budget"], 1.0);
-    let (s, e) = call(
+    let (s, e) = master_post(
         &gw,
-        "POST",
         "/customer/update",
-        MASTER,
-        Some(json!({"user_id": "alice", "soft_budget": 5})),
+        json!({"user_id": "alice", "soft_budget": 5}),
     );
     assert_eq!(
         (s, param(&e)),
@@ -231,7 +184,7 @@ fn update_list_delete() {
         "above the kept max"
     );
 
-    let (_, list) = call(&gw, "GET", "/customer/list", MASTER, None);
+    let (_, list) = master_get(&gw, "/customer/list");
     let ids: Vec<_> = list
         .as_array()
         .unwrap()
@@ -240,72 +193,37 @@ fn update_list_delete() {
         .collect();
     assert_eq!(ids, vec![json!("alice"), json!("carol")]);
 
-    let (status, d) = call(
-        &gw,
-        "POST",
-        "/customer/delete",
-        MASTER,
-        Some(json!({"user_ids": ["alice"]})),
-    );
+    let (status, d) = master_post(&gw, "/customer/delete", json!({"user_ids": ["alice"]}));
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["deleted_customers"], 1);
-    assert_eq!(
-        call(&gw, "GET", "/customer/info?end_user_id=alice", MASTER, None).0,
-        404
-    );
+    assert_eq!(master_get(&gw, "/customer/info?end_user_id=alice").0, 404);
 }
 
 #[test]
 fn block_creates_unknown_end_users_and_unblock_lists_the_rest() {
     let gw = gateway();
-    call(
+    master_post(&gw, "/customer/new", json!({"user_id": "alice"}));
+    let (status, b) = master_post(
         &gw,
-        "POST",
-        "/customer/new",
-        MASTER,
-        Some(json!({"user_id": "alice"})),
-    );
-    let (status, b) = call(
-        &gw,
-        "POST",
         "/customer/block",
-        MASTER,
-        Some(json!({"user_ids": ["alice", "mallory"]})),
+        json!({"user_ids": ["alice", "mallory"]}),
     );
     assert_eq!(status, 200, "{b}");
     assert_eq!(b["blocked_users"][0]["user_id"], "alice");
     assert_eq!(b["blocked_users"][1]["blocked"], true);
-    let (_, m) = call(
-        &gw,
-        "GET",
-        "/customer/info?end_user_id=mallory",
-        MASTER,
-        None,
-    );
+    let (_, m) = master_get(&gw, "/customer/info?end_user_id=mallory");
     assert_eq!(m["blocked"], true);
-    let (status, u) = call(
-        &gw,
-        "POST",
-        "/end_user/unblock",
-        MASTER,
-        Some(json!({"user_ids": ["alice"]})),
-    );
+    let (status, u) = master_post(&gw, "/end_user/unblock", json!({"user_ids": ["alice"]}));
     assert_eq!(status, 200, "{u}");
     assert_eq!(u["blocked_users"], json!(["mallory"]));
-    let (_, a) = call(&gw, "GET", "/customer/info?end_user_id=alice", MASTER, None);
+    let (_, a) = master_get(&gw, "/customer/info?end_user_id=alice");
     assert_eq!(a["blocked"], false);
 }
 
 #[test]
 fn viewers_read_and_internal_users_do_neither() {
     let gw = gateway();
-    call(
-        &gw,
-        "POST",
-        "/customer/new",
-        MASTER,
-        Some(json!({"user_id": "alice"})),
-    );
+    master_post(&gw, "/customer/new", json!({"user_id": "alice"}));
     for path in ["/customer/info?end_user_id=alice", "/customer/list"] {
         assert_eq!(call(&gw, "GET", path, "sk-viewer", None).0, 200, "{path}");
         assert_eq!(call(&gw, "GET", path, "sk-internal", None).0, 403, "{path}");
@@ -335,14 +253,8 @@ fn viewers_read_and_internal_users_do_neither() {
 fn a_store_that_is_down_is_a_503() {
     let (gw, store) = gateway_on(CONFIG);
     store.down.store(true, Ordering::Relaxed);
-    let (status, e) = call(
-        &gw,
-        "POST",
-        "/customer/new",
-        MASTER,
-        Some(json!({"user_id": "alice"})),
-    );
+    let (status, e) = master_post(&gw, "/customer/new", json!({"user_id": "alice"}));
     assert_eq!(status, 503, "{e}");
     assert_eq!(e["error"]["code"], "store_unavailable");
-    assert_eq!(call(&gw, "GET", "/customer/list", MASTER, None).0, 503);
+    assert_eq!(master_get(&gw, "/customer/list").0, 503);
 }

@@ -1,17 +1,146 @@
-//! What the governance routes (teams, end users, budgets) and the config seed share: checks of
-//! the fields their bodies have in common (amounts, budget periods), the errors those checks
-//! give, generated ids, and turning a stored record into LiteLLM's wire object (ISO 8601
-//! times, spend read from its counter).
+//! What every admin family and the config seed share to read requests and write answers:
+//! JSON bodies into typed structs with the wrong field named, and query strings (bad input is
+//! a 4xx in OpenAI's shape, never a 500); checks of the fields the bodies have in common
+//! (amounts, budget periods) and the errors those checks give; generated ids; and turning a
+//! stored record into LiteLLM's wire object (ISO 8601 times, spend read from its counter).
 
+use bytes::Bytes;
+use http::StatusCode;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::budget::{spend, Duration, Scope};
 use crate::calendar::iso8601;
 use crate::error::{ErrorKind, GatewayError, Origin};
-use crate::gateway::Gateway;
+use crate::gateway::{json_response, Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
 use crate::ports::Entropy;
+use crate::store::StoreError;
+
+/// The body as `T`. An empty body reads as `{}`. Invalid JSON is a 400; a field of the wrong
+/// type (or a missing required one) is a 422 naming the field in `param`.
+pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, GatewayError> {
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
+        GatewayError::invalid_request(format!("The request body is not valid JSON: {e}"))
+    })?;
+    if !value.is_object() {
+        return Err(GatewayError::invalid_request(
+            "The request body must be a JSON object.",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.inner().to_string();
+        // A missing field is reported at the parent ("."): name the field itself.
+        let (path, inner) = match (e.path().to_string(), missing_field(&inner)) {
+            (p, Some(field)) if p == "." => (field.to_string(), "field required".to_string()),
+            (p, Some(field)) => (format!("{p}.{field}"), "field required".to_string()),
+            (p, None) => (p, inner),
+        };
+        GatewayError::new(ErrorKind::Unprocessable, format!("{path}: {inner}"))
+            .with_origin(Origin::Client)
+            .with_param(path)
+    })
+}
+
+/// The field serde's "missing field `name`" message names.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// A query parameter, percent-decoded.
+pub fn query(req: &http::Request<Bytes>, name: &str) -> Option<String> {
+    query_pairs(req)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// A numeric query parameter; a non-number is a 422 naming it.
+pub fn query_u64(req: &http::Request<Bytes>, name: &str) -> Result<Option<u64>, GatewayError> {
+    query(req, name)
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                GatewayError::new(
+                    ErrorKind::Unprocessable,
+                    format!("{name} must be a non-negative integer"),
+                )
+                .with_origin(Origin::Client)
+                .with_param(name)
+            })
+        })
+        .transpose()
+}
+
+fn query_pairs(req: &http::Request<Bytes>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A 200 with `value` as JSON.
+pub fn ok<T: Serialize>(value: &T) -> GatewayResponse {
+    json_response(StatusCode::OK, value)
+}
+
+/// A 404 naming what was not found.
+pub fn not_found(what: &str, id: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::NotFound, format!("{what} not found: {id}"))
+        .with_origin(Origin::Client)
+        .with_code("not_found")
+}
+
+/// The record a Store read found, or a 404 naming `what` and `id` in `param` (a Store that
+/// cannot be read is a 503).
+pub fn found<T>(
+    read: Result<Option<T>, StoreError>,
+    what: &str,
+    id: &str,
+    param: &str,
+) -> Result<T, GatewayError> {
+    read.map_err(store_down)?
+        .ok_or_else(|| not_found(what, id).with_param(param))
+}
+
+/// A 400 for a field the route needs.
+pub fn missing(field: &str) -> GatewayError {
+    GatewayError::invalid_request(format!("{field} is required")).with_param(field)
+}
 
 /// A random (version 4) UUID from the host's entropy, LiteLLM's id for teams and budgets.
 pub fn new_uuid(entropy: &dyn Entropy) -> String {
@@ -28,12 +157,6 @@ pub fn new_uuid(entropy: &dyn Entropy) -> String {
         &hex[16..20],
         &hex[20..]
     )
-}
-
-/// The body as `T`, as [`crate::admin::body::parse`] reads it, with a missing required field named
-/// in `param` (the parser names the object that lacks it, `.` at the top).
-pub fn parse<T: serde::de::DeserializeOwned>(body: &bytes::Bytes) -> Result<T, GatewayError> {
-    crate::admin::body::parse(body)
 }
 
 /// A well-formed body the route cannot accept as it is (422), naming the field.
@@ -238,5 +361,43 @@ mod tests {
         assert!(check_duration("budget_duration", Some("30d")).is_ok());
         assert!(check_soft_below_max(Some(2.0), Some(1.0)).is_err());
         assert!(check_soft_below_max(Some(0.5), Some(1.0)).is_ok());
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        max_budget: Option<f64>,
+        models: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = parse::<Body>(&Bytes::from(r#"{"max_budget": "lots"}"#)).unwrap_err();
+        assert_eq!(e.status().as_u16(), 422);
+        assert_eq!(e.param.as_deref(), Some("max_budget"));
+        let e = parse::<Body>(&Bytes::from(r#"{"models": [1]}"#)).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("models[0]"));
+        let e = parse::<Body>(&Bytes::from("{nope")).unwrap_err();
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(parse::<Body>(&Bytes::new()).is_ok(), "empty is {{}}");
+        assert_eq!(
+            parse::<Body>(&Bytes::from("[]"))
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            400
+        );
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        let req = http::Request::builder()
+            .uri("/key/info?key=sk-a%2Bb&page=2&x=%zz&keys=a&keys=b")
+            .body(Bytes::new())
+            .unwrap();
+        assert_eq!(query(&req, "key").as_deref(), Some("sk-a+b"));
+        assert_eq!(query_u64(&req, "page").unwrap(), Some(2));
+        assert_eq!(query(&req, "x").as_deref(), Some("%zz"));
+        assert!(query_u64(&req, "key").is_err());
     }
 }

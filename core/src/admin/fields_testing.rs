@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::gateway::tests::run;
+use serde_json::Value;
+
+use crate::gateway::tests::{call, run};
 use crate::gateway::Gateway;
 use crate::identity::records::{KeyRecord, Role, UserRecord};
 use crate::identity::token;
@@ -14,6 +16,16 @@ use crate::store::{BatchOp, BatchOutcome, CapOutcome, Entry, LogEntry, Store, St
 pub const CONFIG: &str = "model_list:\n  - model_name: m\n    litellm_params: {model: mock/x, mock_response: hi}\ngeneral_settings:\n  master_key: sk-master\n";
 
 pub const MASTER: &str = "sk-master";
+
+/// `POST path` with `body` as the master key: the status and the JSON answer.
+pub fn master_post(gw: &Gateway, path: &str, body: Value) -> (u16, Value) {
+    call(gw, "POST", path, MASTER, Some(body))
+}
+
+/// `GET path` as the master key: the status and the JSON answer.
+pub fn master_get(gw: &Gateway, path: &str) -> (u16, Value) {
+    call(gw, "GET", path, MASTER, None)
+}
 
 /// Stores the key `raw` for a user `user_id` of `role` (the user is written too), on
 /// `team_id` if given.

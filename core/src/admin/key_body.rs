@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::budgets::fields::{check_amount, check_duration};
+use super::fields::{check_amount, check_duration};
 use crate::budget::Duration;
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::Gateway;
@@ -323,7 +323,7 @@ pub(super) fn set_opt<T: Clone>(target: &mut Option<T>, patch: &Patch<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::body::parse;
+    use crate::admin::fields::parse;
     use bytes::Bytes;
 
     fn fields(json: &str) -> Result<KeyFields, GatewayError> {

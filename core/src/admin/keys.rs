@@ -13,12 +13,11 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::body::{not_found, ok, parse};
-use super::budgets::fields::unprocessable;
+use super::fields::{found, not_found, ok, parse, unprocessable};
 use super::key_body::{
     actor, authorize_generate, check_custom, check_references, claim, release_if_held, KeyFields,
 };
-use super::render_key::{generated, info, key_object, key_spend, list};
+use super::render_key::{generated, info, key_spend, key_with_spend, list};
 use super::require_admin;
 use crate::budget::scope::counter;
 use crate::budget::{Duration, Scope};
@@ -140,10 +139,12 @@ async fn update(
         None => match KeyFields::given(&fields.key_alias).cloned() {
             Some(alias) => {
                 fields.key_alias = None;
-                dir.alias_token(&alias)
-                    .await
-                    .map_err(store_down)?
-                    .ok_or_else(|| not_found("Key with alias", &alias).with_param("key_alias"))?
+                found(
+                    dir.alias_token(&alias).await,
+                    "Key with alias",
+                    &alias,
+                    "key_alias",
+                )?
             }
             None => {
                 return Err(unprocessable(
@@ -153,11 +154,7 @@ async fn update(
             }
         },
     };
-    let mut rec = dir
-        .key_fresh(&token)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Key", &token).with_param("key"))?;
+    let mut rec = found(dir.key_fresh(&token).await, "Key", &token, "key")?;
     check_references(dir, &fields).await?;
     let old_alias = rec.key_alias.clone();
     let now = dir.now_ms();
@@ -181,7 +178,7 @@ async fn update(
     if let (true, Some(old)) = (renamed, &old_alias) {
         release_if_held(dir, old, &token).await?;
     }
-    let mut out = key_object(&rec, key_spend(gw, &rec).await?);
+    let mut out = key_with_spend(gw, &rec).await?;
     out.insert("key".into(), Value::String(token));
     Ok(ok(&out))
 }
@@ -280,11 +277,7 @@ async fn regenerate(
     fields.key = None;
     let dir = gw.directory();
     let old_token = token::token_of(&given);
-    let old = dir
-        .key_fresh(&old_token)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Key", &old_token).with_param("key"))?;
+    let old = found(dir.key_fresh(&old_token).await, "Key", &old_token, "key")?;
     check_references(dir, &fields).await?;
     let raw = match KeyFields::given(&fields.new_key) {
         Some(custom) => {
@@ -393,14 +386,10 @@ async fn block(
     };
     let dir = gw.directory();
     let token = token::token_of(&key);
-    let mut rec = dir
-        .key_fresh(&token)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Key", &token).with_param("key"))?;
+    let mut rec = found(dir.key_fresh(&token).await, "Key", &token, "key")?;
     rec.blocked = blocked;
     rec.updated_at_ms = dir.now_ms();
     rec.updated_by = actor(caller);
     let rec = dir.put_key(&token, rec).await.map_err(store_down)?;
-    Ok(ok(&key_object(&rec, key_spend(gw, &rec).await?)))
+    Ok(ok(&key_with_spend(gw, &rec).await?))
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::admin::fields::testing::{master_get, master_post};
 use crate::budget::scope::counter;
 use crate::budget::{Duration, Scope};
 use crate::calendar::iso8601;
@@ -30,7 +31,7 @@ pub(crate) fn gateway() -> Gateway {
 
 /// `/key/generate` as the master key; the answer (asserted 200).
 pub(crate) fn generate(gw: &Gateway, body: Value) -> Value {
-    let (status, out) = call(gw, "POST", "/key/generate", "sk-master", Some(body));
+    let (status, out) = master_post(gw, "/key/generate", body);
     assert_eq!(status, 200, "{out}");
     out
 }
@@ -47,12 +48,10 @@ pub(crate) fn chat(gw: &Gateway, key: &str, model: &str) -> (u16, Value) {
 
 /// A user with `role` made by `/user/new`; its first key.
 pub(crate) fn user_key(gw: &Gateway, user_id: &str, role: &str) -> String {
-    let (status, out) = call(
+    let (status, out) = master_post(
         gw,
-        "POST",
         "/user/new",
-        "sk-master",
-        Some(json!({"user_id": user_id, "user_role": role})),
+        json!({"user_id": user_id, "user_role": role}),
     );
     assert_eq!(status, 200, "{out}");
     out["key"].as_str().unwrap().to_string()
@@ -83,32 +82,14 @@ fn a_key_lives_blocked_unblocked_narrowed_and_deleted() {
     assert_eq!(made["created_at"], iso8601(NOW));
     assert_eq!(chat(&gw, &key, "m").0, 200);
 
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/block",
-        "sk-master",
-        Some(json!({"key": key})),
-    );
+    let (status, out) = master_post(&gw, "/key/block", json!({"key": key}));
     assert_eq!((status, &out["blocked"]), (200, &json!(true)), "{out}");
     assert_eq!(chat(&gw, &key, "m").0, 401);
-    let (status, _) = call(
-        &gw,
-        "POST",
-        "/key/unblock",
-        "sk-master",
-        Some(json!({"key": made["token"]})),
-    );
+    let (status, _) = master_post(&gw, "/key/unblock", json!({"key": made["token"]}));
     assert_eq!(status, 200);
     assert_eq!(chat(&gw, &key, "m").0, 200);
 
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/update",
-        "sk-master",
-        Some(json!({"key": key, "models": ["other"]})),
-    );
+    let (status, out) = master_post(&gw, "/key/update", json!({"key": key, "models": ["other"]}));
     assert_eq!(status, 200, "{out}");
     assert_eq!(out["models"], json!(["other"]));
     assert_eq!(out["key_alias"], "svc", "absent fields are kept");
@@ -116,22 +97,13 @@ fn a_key_lives_blocked_unblocked_narrowed_and_deleted() {
     assert_eq!((status, error_of(&out).0), (401, "key_model_access_denied"));
     assert_eq!(chat(&gw, &key, "other").0, 200);
 
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/delete",
-        "sk-master",
-        Some(json!({"keys": [key]})),
-    );
+    let (status, out) = master_post(&gw, "/key/delete", json!({"keys": [key]}));
     assert_eq!(status, 200, "{out}");
     assert_eq!(out["deleted_keys"], json!([key]));
     assert_eq!(chat(&gw, &key, "other").0, 401);
-    let (status, _) = call(
+    let (status, _) = master_get(
         &gw,
-        "GET",
         &format!("/key/info?key={}", made["token"].as_str().unwrap()),
-        "sk-master",
-        None,
     );
     assert_eq!(status, 404);
     // The alias went with it.
@@ -152,16 +124,10 @@ fn an_expired_key_is_refused_with_expired_key() {
     run(gw.directory().put_key(&t, rec)).unwrap();
     let (status, out) = chat(&gw, &key, "m");
     assert_eq!((status, error_of(&out).0), (400, "expired_key"), "{out}");
-    let (_, info) = call(&gw, "GET", &format!("/key/info?key={t}"), "sk-master", None);
+    let (_, info) = master_get(&gw, &format!("/key/info?key={t}"));
     assert_eq!(info["info"]["status"], "expired");
     // Updating the duration revives it.
-    let (status, _) = call(
-        &gw,
-        "POST",
-        "/key/update",
-        "sk-master",
-        Some(json!({"key": t, "duration": null})),
-    );
+    let (status, _) = master_post(&gw, "/key/update", json!({"key": t, "duration": null}));
     assert_eq!(status, 200);
     assert_eq!(chat(&gw, &key, "m").0, 200);
 }
@@ -170,50 +136,32 @@ fn an_expired_key_is_refused_with_expired_key() {
 fn aliases_are_unique_and_follow_their_key() {
     let gw = gateway();
     let a = generate(&gw, json!({"key_alias": "prod"}));
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        "sk-master",
-        Some(json!({"key_alias": "prod"})),
-    );
+    let (status, out) = master_post(&gw, "/key/generate", json!({"key_alias": "prod"}));
     assert_eq!((status, error_of(&out).1), (400, "key_alias"), "{out}");
     let b = generate(&gw, json!({"key_alias": "staging"}));
-    let (status, out) = call(
+    let (status, out) = master_post(
         &gw,
-        "POST",
         "/key/update",
-        "sk-master",
-        Some(json!({"key": b["token"], "key_alias": "prod"})),
+        json!({"key": b["token"], "key_alias": "prod"}),
     );
     assert_eq!((status, error_of(&out).1), (400, "key_alias"), "{out}");
     // Renaming frees the old alias; `key_alias` alone names the key to update.
-    let (status, _) = call(
+    let (status, _) = master_post(
         &gw,
-        "POST",
         "/key/update",
-        "sk-master",
-        Some(json!({"key": a["token"], "key_alias": "prod2"})),
+        json!({"key": a["token"], "key_alias": "prod2"}),
     );
     assert_eq!(status, 200);
-    let (status, out) = call(
+    let (status, out) = master_post(
         &gw,
-        "POST",
         "/key/update",
-        "sk-master",
-        Some(json!({"key_alias": "prod2", "max_budget": 3.5})),
+        json!({"key_alias": "prod2", "max_budget": 3.5}),
     );
     assert_eq!((status, &out["max_budget"]), (200, &json!(3.5)), "{out}");
     assert_eq!(out["key_alias"], "prod2");
     generate(&gw, json!({"key_alias": "prod"}));
     // Delete by alias frees it.
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/delete",
-        "sk-master",
-        Some(json!({"key_aliases": ["staging"]})),
-    );
+    let (status, out) = master_post(&gw, "/key/delete", json!({"key_aliases": ["staging"]}));
     assert_eq!((status, &out["deleted_keys"]), (200, &json!(["staging"])));
     assert_eq!(chat(&gw, &raw(&b), "m").0, 401);
     generate(&gw, json!({"key_alias": "staging"}));
@@ -222,21 +170,9 @@ fn aliases_are_unique_and_follow_their_key() {
 #[test]
 fn custom_keys_must_look_like_keys_and_be_new() {
     let gw = gateway();
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        "sk-master",
-        Some(json!({"key": "my-own-key"})),
-    );
+    let (status, out) = master_post(&gw, "/key/generate", json!({"key": "my-own-key"}));
     assert_eq!((status, error_of(&out).1), (400, "key"), "{out}");
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        "sk-master",
-        Some(json!({"key": "sk-master"})),
-    );
+    let (status, out) = master_post(&gw, "/key/generate", json!({"key": "sk-master"}));
     assert_eq!(
         (status, error_of(&out).1),
         (400, "key"),
@@ -245,13 +181,7 @@ fn custom_keys_must_look_like_keys_and_be_new() {
     let made = generate(&gw, json!({"key": "sk-my-own-key-1"}));
     assert_eq!(made["key"], "sk-my-own-key-1");
     assert_eq!(chat(&gw, "sk-my-own-key-1", "m").0, 200);
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/generate",
-        "sk-master",
-        Some(json!({"key": "sk-my-own-key-1"})),
-    );
+    let (status, out) = master_post(&gw, "/key/generate", json!({"key": "sk-my-own-key-1"}));
     assert_eq!((status, error_of(&out).1), (400, "key"), "{out}");
 }
 
@@ -275,13 +205,7 @@ fn wrong_types_and_bad_values_are_4xx_naming_the_field() {
         (json!({"team_id": "no-such-team"}), 400, "team_id"),
         (json!({"budget_id": "no-such-budget"}), 400, "budget_id"),
     ] {
-        let (got, out) = call(
-            &gw,
-            "POST",
-            "/key/generate",
-            "sk-master",
-            Some(body.clone()),
-        );
+        let (got, out) = master_post(&gw, "/key/generate", body.clone());
         assert_eq!((got, error_of(&out).1), (status, param), "{body}: {out}");
         assert_eq!(out["error"]["type"], "invalid_request_error");
     }
@@ -291,7 +215,7 @@ fn wrong_types_and_bad_values_are_4xx_naming_the_field() {
         ("/key/list?page=two", "page"),
         ("/key/list?return_full_object=maybe", "return_full_object"),
     ] {
-        let (got, out) = call(&gw, "GET", path, "sk-master", None);
+        let (got, out) = master_get(&gw, path);
         assert_eq!((got, error_of(&out).1), (422, param), "{path}: {out}");
     }
     for (path, body, status, param) in [
@@ -308,14 +232,14 @@ fn wrong_types_and_bad_values_are_4xx_naming_the_field() {
         ),
         ("/key/regenerate", json!({}), 422, "key"),
     ] {
-        let (got, out) = call(&gw, "POST", path, "sk-master", Some(body.clone()));
+        let (got, out) = master_post(&gw, path, body.clone());
         assert_eq!(
             (got, error_of(&out).1),
             (status, param),
             "{path} {body}: {out}"
         );
     }
-    let (status, out) = call(&gw, "GET", "/key/info", "sk-master", None);
+    let (status, out) = master_get(&gw, "/key/info");
     assert_eq!(
         (status, error_of(&out).1),
         (400, "key"),
@@ -327,13 +251,7 @@ fn wrong_types_and_bad_values_are_4xx_naming_the_field() {
 fn a_delete_naming_an_unknown_key_deletes_nothing() {
     let gw = gateway();
     let key = raw(&generate(&gw, json!({})));
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/key/delete",
-        "sk-master",
-        Some(json!({"keys": [key, "sk-unknown-1"]})),
-    );
+    let (status, out) = master_post(&gw, "/key/delete", json!({"keys": [key, "sk-unknown-1"]}));
     assert_eq!(status, 404, "{out}");
     assert!(out["error"]["message"]
         .as_str()
@@ -351,7 +269,7 @@ fn lists_page_newest_first_and_filter() {
         let made = generate(&gw, json!({"user_id": user, "key_alias": format!("k{i}")}));
         tokens.push(made["token"].as_str().unwrap().to_string());
     }
-    let (status, out) = call(&gw, "GET", "/key/list?page=3&size=5", "sk-master", None);
+    let (status, out) = master_get(&gw, "/key/list?page=3&size=5");
     assert_eq!(status, 200, "{out}");
     assert_eq!(
         (
@@ -366,24 +284,18 @@ fn lists_page_newest_first_and_filter() {
         out["keys"][0].is_string(),
         "tokens unless full objects are asked for"
     );
-    let (_, first) = call(&gw, "GET", "/key/list", "sk-master", None);
+    let (_, first) = master_get(&gw, "/key/list");
     assert_eq!(first["keys"].as_array().unwrap().len(), 10, "default size");
-    let (_, u1) = call(
-        &gw,
-        "GET",
-        "/key/list?user_id=u1&return_full_object=true",
-        "sk-master",
-        None,
-    );
+    let (_, u1) = master_get(&gw, "/key/list?user_id=u1&return_full_object=true");
     assert_eq!(u1["total_count"], 4);
     assert!(u1["keys"]
         .as_array()
         .unwrap()
         .iter()
         .all(|k| k["user_id"] == "u1" && k["token"].is_string()));
-    let (_, one) = call(&gw, "GET", "/key/list?key_alias=k7", "sk-master", None);
+    let (_, one) = master_get(&gw, "/key/list?key_alias=k7");
     assert_eq!(one["keys"], json!([tokens[7]]));
-    let (_, past) = call(&gw, "GET", "/key/list?page=9", "sk-master", None);
+    let (_, past) = master_get(&gw, "/key/list?page=9");
     assert_eq!(past["keys"], json!([]));
 }
 
@@ -395,13 +307,7 @@ fn raw_keys_never_appear_in_info_or_lists() {
         json!({"user_id": "u1", "metadata": {"app": "x"}}),
     ));
     let token = token::hash(&key);
-    let (status, info) = call(
-        &gw,
-        "GET",
-        &format!("/key/info?key={key}"),
-        "sk-master",
-        None,
-    );
+    let (status, info) = master_get(&gw, &format!("/key/info?key={key}"));
     assert_eq!(status, 200);
     assert_eq!(
         info["key"], token,
@@ -412,28 +318,10 @@ fn raw_keys_never_appear_in_info_or_lists() {
     assert_eq!(info["info"]["status"], "active");
     let (_, own) = call(&gw, "GET", "/key/info", &key, None);
     assert_eq!(own["key"], token, "without ?key=, the caller's own");
-    let (_, list) = call(
-        &gw,
-        "GET",
-        "/key/list?return_full_object=true",
-        "sk-master",
-        None,
-    );
-    let (_, user) = call(&gw, "GET", "/user/info?user_id=u1", "sk-master", None);
-    let (_, blocked) = call(
-        &gw,
-        "POST",
-        "/key/block",
-        "sk-master",
-        Some(json!({"key": key})),
-    );
-    let (_, updated) = call(
-        &gw,
-        "POST",
-        "/key/update",
-        "sk-master",
-        Some(json!({"key": key, "tags": ["a"]})),
-    );
+    let (_, list) = master_get(&gw, "/key/list?return_full_object=true");
+    let (_, user) = master_get(&gw, "/user/info?user_id=u1");
+    let (_, blocked) = master_post(&gw, "/key/block", json!({"key": key}));
+    let (_, updated) = master_post(&gw, "/key/update", json!({"key": key, "tags": ["a"]}));
     for out in [&info, &own, &list, &user, &blocked, &updated] {
         assert!(!out.to_string().contains(&key), "{out}");
     }
@@ -446,13 +334,7 @@ fn info_reports_the_spend_of_the_current_period() {
     let token = made["token"].as_str().unwrap().to_string();
     assert_eq!(made["budget_reset_at"], "2023-11-15T00:00:00.000000+00:00");
     add_spend(&gw, Scope::Key(token.clone()), Some("1d"), 1.25);
-    let (_, info) = call(
-        &gw,
-        "GET",
-        &format!("/key/info?key={token}"),
-        "sk-master",
-        None,
-    );
+    let (_, info) = master_get(&gw, &format!("/key/info?key={token}"));
     assert_eq!(info["info"]["spend"], 1.25);
     assert_eq!(info["info"]["max_budget"], 10.0);
     assert_eq!(
@@ -490,12 +372,10 @@ fn regenerating_moves_the_record_alias_and_spend_to_a_new_key() {
         Some("1d"),
         0.5,
     );
-    let (status, out) = call(
+    let (status, out) = master_post(
         &gw,
-        "POST",
         &format!("/key/{old}/regenerate"),
-        "sk-master",
-        Some(json!({"max_budget": 9})),
+        json!({"max_budget": 9}),
     );
     assert_eq!(status, 200, "{out}");
     let new = raw(&out);
@@ -526,12 +406,10 @@ fn regenerating_moves_the_record_alias_and_spend_to_a_new_key() {
     assert_eq!(chat(&gw, &old, "m").0, 401);
     assert_eq!(chat(&gw, &new, "m").0, 200);
     // The body form, with a custom new key.
-    let (status, out) = call(
+    let (status, out) = master_post(
         &gw,
-        "POST",
         "/key/regenerate",
-        "sk-master",
-        Some(json!({"key": new, "new_key": "sk-rotated-key-1"})),
+        json!({"key": new, "new_key": "sk-rotated-key-1"}),
     );
     assert_eq!(
         (status, &out["key"]),

@@ -2,15 +2,22 @@
 //! model. The caller is authenticated before (master key or virtual key); each route checks
 //! the caller's role (`Caller::is_admin`, `may_read_all`, or its own objects only).
 
-pub mod body;
+pub(crate) mod budget_body;
 mod budgets;
+pub(crate) mod customer_body;
 mod customers;
+pub(crate) mod fields;
 mod key_body;
 mod keys;
 mod render_key;
 pub mod seed;
 mod spend;
+pub(crate) mod team_body;
+mod team_members;
+mod team_view;
 mod teams;
+mod user_body;
+mod user_view;
 mod users;
 
 use bytes::Bytes;

@@ -9,8 +9,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::body::{missing, not_found, ok, query, query_u64};
-use super::budgets::fields::unprocessable;
+use super::fields::{found, missing, ok, query, query_u64, unprocessable};
 use super::key_body::{caller_user, deny};
 use crate::budget::{spend, Scope};
 use crate::calendar::iso8601;
@@ -120,6 +119,14 @@ pub fn key_object(rec: &KeyRecord, spend: Spend) -> Map<String, Value> {
     out
 }
 
+/// The key object with the key's spend read now.
+pub async fn key_with_spend(
+    gw: &Gateway,
+    rec: &KeyRecord,
+) -> Result<Map<String, Value>, GatewayError> {
+    Ok(key_object(rec, key_spend(gw, rec).await?))
+}
+
 /// The answer to `/key/generate` and `/key/regenerate` (LiteLLM's `GenerateKeyResponse`):
 /// the key object with the raw key in `key`, the only time it is ever shown.
 pub fn generated(raw: &str, rec: &KeyRecord, spend: Spend) -> Value {
@@ -143,12 +150,7 @@ pub(super) async fn info(
             None => return Err(missing("key")),
         },
     };
-    let rec = gw
-        .directory()
-        .key_fresh(&token)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Key", &token).with_param("key"))?;
+    let rec = found(gw.directory().key_fresh(&token).await, "Key", &token, "key")?;
     if !may_read(caller, &rec) {
         return Err(deny(
             format!(
@@ -158,7 +160,7 @@ pub(super) async fn info(
             Some("key"),
         ));
     }
-    let mut info = key_object(&rec, key_spend(gw, &rec).await?);
+    let mut info = key_with_spend(gw, &rec).await?;
     // LiteLLM drops the token from `info`; it is the `key` beside it. The raw key, even when
     // it was the query, is never echoed.
     info.remove("token");

@@ -21,17 +21,14 @@
 //!
 //! Order: budgets, users, teams, end users, keys, so references within the seed resolve.
 
-pub use super::budgets::budget_body::{check_model_budgets, BudgetBody, ModelBudgetIn};
-pub use super::budgets::fields::{
-    check_amount, check_duration, check_soft_below_max, required, unknown_fields,
-};
-pub use super::customers::CustomerBody;
-pub use super::teams::TeamBody;
-
-use super::budgets::fields::set;
-use crate::config::seed::{SeedKey, SeedUser};
+use super::key_body::{KeyFields, Patch};
+use super::team_body::TeamBody;
+use super::user_body::UserFields;
+use crate::config::seed::{SeedKey, SeedKeyFields, SeedUser};
 use crate::gateway::Gateway;
-use crate::identity::records::{BudgetRecord, CustomerRecord, KeyRecord, TeamRecord, UserRecord};
+use crate::identity::records::{
+    BudgetRecord, CustomerRecord, KeyRecord, Stamped, TeamRecord, UserRecord,
+};
 use crate::identity::Directory;
 use crate::store::StoreError;
 
@@ -64,28 +61,6 @@ impl std::fmt::Display for SeedReport {
         Ok(())
     }
 }
-
-/// Records whose `updated_at` a rewrite moves.
-trait Stamped: Clone + PartialEq {
-    fn stamp(&mut self, now_ms: u64);
-}
-
-macro_rules! stamped {
-    ($($t:ty),*) => {$(
-        impl Stamped for $t {
-            fn stamp(&mut self, now_ms: u64) {
-                self.updated_at_ms = now_ms;
-            }
-        }
-    )*};
-}
-stamped!(
-    BudgetRecord,
-    UserRecord,
-    TeamRecord,
-    CustomerRecord,
-    KeyRecord
-);
 
 impl SeedReport {
     /// Nothing was declared.
@@ -134,12 +109,9 @@ pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
     for b in &spec.budgets {
         let id = b.budget_id.as_deref().unwrap_or_default().trim();
         let before = dir.budget_fresh(id).await?;
-        let mut rec = before.clone().unwrap_or_else(|| BudgetRecord {
-            budget_id: id.into(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = before
+            .clone()
+            .unwrap_or_else(|| BudgetRecord::created(id, now));
         b.apply(&mut rec);
         if let Some(rec) = report.settle(format!("budget {id}"), before.as_ref(), rec, now) {
             dir.put_budget(id, rec).await?;
@@ -149,13 +121,13 @@ pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
     for u in &spec.users {
         let id = u.user_id.trim();
         let before = dir.user_fresh(id).await?;
-        let mut rec = before.clone().unwrap_or_else(|| UserRecord {
-            user_id: id.into(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            ..Default::default()
-        });
-        apply_user(u, &mut rec);
+        let mut rec = before
+            .clone()
+            .unwrap_or_else(|| UserRecord::created(id, now));
+        user_fields(u).apply(&mut rec, u.user_role.map(Some));
+        if let Some(t) = &u.teams {
+            rec.teams = t.clone();
+        }
         // The seeded teams that list this user, so the team step finds nothing to add.
         for t in spec.teams.iter().filter(|t| lists(t, id)) {
             join(&mut rec, t.team_id.as_deref().unwrap_or_default().trim());
@@ -168,12 +140,9 @@ pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
     for t in &spec.teams {
         let id = t.team_id.as_deref().unwrap_or_default().trim();
         let before = dir.team_fresh(id).await?;
-        let mut rec = before.clone().unwrap_or_else(|| TeamRecord {
-            team_id: id.into(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = before
+            .clone()
+            .unwrap_or_else(|| TeamRecord::created(id, now));
         t.apply(&mut rec, true);
         let members: Vec<String> = rec
             .members_with_roles
@@ -202,12 +171,9 @@ pub async fn seed(gateway: &Gateway) -> Result<SeedReport, StoreError> {
             }
         }
         let before = dir.customer_fresh(id).await?;
-        let mut rec = before.clone().unwrap_or_else(|| CustomerRecord {
-            user_id: id.into(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            ..Default::default()
-        });
+        let mut rec = before
+            .clone()
+            .unwrap_or_else(|| CustomerRecord::created(id, now));
         c.apply(&mut rec);
         if let Some(rec) = report.settle(format!("end user {id}"), before.as_ref(), rec, now) {
             dir.put_customer(id, rec).await?;
@@ -265,32 +231,57 @@ async fn join_user(
     Ok(())
 }
 
-fn apply_user(u: &SeedUser, rec: &mut UserRecord) {
-    set(&mut rec.user_alias, u.user_alias.clone());
-    set(&mut rec.user_email, u.user_email.clone());
-    if let Some(role) = u.user_role {
-        rec.user_role = role;
+/// A field the config names, as a body that sets it.
+fn named<T: Clone>(value: &Option<T>) -> Patch<T> {
+    value.clone().map(Some)
+}
+
+/// The seed's user as the `/user/update` body naming the same fields (a null in the config
+/// reads as absent, so it keeps the stored value: the seed never clears a field).
+fn user_fields(u: &SeedUser) -> UserFields {
+    UserFields {
+        user_alias: named(&u.user_alias),
+        user_email: named(&u.user_email),
+        models: named(&u.models),
+        max_budget: named(&u.max_budget),
+        soft_budget: named(&u.soft_budget),
+        budget_duration: named(&u.budget_duration),
+        tpm_limit: named(&u.tpm_limit),
+        rpm_limit: named(&u.rpm_limit),
+        max_parallel_requests: named(&u.max_parallel_requests),
+        metadata: named(&u.metadata),
+        blocked: named(&u.blocked),
+        ..Default::default()
     }
-    if let Some(t) = &u.teams {
-        rec.teams = t.clone();
-    }
-    if let Some(m) = &u.models {
-        rec.models = m.clone();
-    }
-    set(&mut rec.budget.max_budget, u.max_budget);
-    set(&mut rec.budget.soft_budget, u.soft_budget);
-    set(&mut rec.budget.budget_duration, u.budget_duration.clone());
-    set(&mut rec.limits.tpm_limit, u.tpm_limit);
-    set(&mut rec.limits.rpm_limit, u.rpm_limit);
-    set(
-        &mut rec.limits.max_parallel_requests,
-        u.max_parallel_requests,
-    );
-    if let Some(m) = &u.metadata {
-        rec.metadata = m.clone();
-    }
-    if let Some(b) = u.blocked {
-        rec.blocked = b;
+}
+
+/// The seed's key as the `/key/update` body naming the same fields.
+fn key_fields(f: &SeedKeyFields) -> KeyFields {
+    let model_max_budget = f.model_max_budget.as_ref().map(|m| {
+        m.iter()
+            .map(|(model, b)| (model.clone(), b.to_record()))
+            .collect()
+    });
+    KeyFields {
+        key_alias: named(&f.key_alias),
+        user_id: named(&f.user_id),
+        team_id: named(&f.team_id),
+        budget_id: named(&f.budget_id),
+        models: named(&f.models),
+        max_budget: named(&f.max_budget),
+        soft_budget: named(&f.soft_budget),
+        budget_duration: named(&f.budget_duration),
+        tpm_limit: named(&f.tpm_limit),
+        rpm_limit: named(&f.rpm_limit),
+        max_parallel_requests: named(&f.max_parallel_requests),
+        model_max_budget: named(&model_max_budget),
+        model_rpm_limit: named(&f.model_rpm_limit),
+        model_tpm_limit: named(&f.model_tpm_limit),
+        metadata: named(&f.metadata),
+        tags: named(&f.tags),
+        blocked: named(&f.blocked),
+        allowed_cache_controls: named(&f.allowed_cache_controls),
+        ..Default::default()
     }
 }
 
@@ -335,43 +326,8 @@ async fn seed_key(
         ..Default::default()
     });
     rec.key_name = k.key_name.clone();
-    set(&mut rec.key_alias, f.key_alias.clone());
-    set(&mut rec.user_id, f.user_id.clone());
-    set(&mut rec.team_id, f.team_id.clone());
-    set(&mut rec.budget_id, f.budget_id.clone());
-    if let Some(m) = &f.models {
-        rec.models = m.clone();
-    }
-    set(&mut rec.budget.max_budget, f.max_budget);
-    set(&mut rec.budget.soft_budget, f.soft_budget);
-    set(&mut rec.budget.budget_duration, f.budget_duration.clone());
-    set(&mut rec.limits.tpm_limit, f.tpm_limit);
-    set(&mut rec.limits.rpm_limit, f.rpm_limit);
-    set(
-        &mut rec.limits.max_parallel_requests,
-        f.max_parallel_requests,
-    );
-    if let Some(m) = &f.model_max_budget {
-        rec.model_max_budget = m.iter().map(|(k, v)| (k.clone(), v.to_record())).collect();
-    }
-    if let Some(m) = &f.model_rpm_limit {
-        rec.model_rpm_limit = m.clone();
-    }
-    if let Some(m) = &f.model_tpm_limit {
-        rec.model_tpm_limit = m.clone();
-    }
-    if let Some(m) = &f.metadata {
-        rec.metadata = m.clone();
-    }
-    if let Some(t) = &f.tags {
-        rec.tags = t.clone();
-    }
-    if let Some(b) = f.blocked {
-        rec.blocked = b;
-    }
-    if let Some(c) = &f.allowed_cache_controls {
-        rec.allowed_cache_controls = c.clone();
-    }
+    // No `duration` (the seed takes none), so `now` starts nothing here.
+    key_fields(f).apply(&mut rec, now);
     let old_alias = before.as_ref().and_then(|b| b.key_alias.clone());
     if let Some(mut rec) = report.settle(name, before.as_ref(), rec, now) {
         if before.is_some() {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::seed;
-use crate::admin::budgets::fields::testing::{gateway_on, MASTER};
+use crate::admin::fields::testing::{gateway_on, master_post};
 use crate::config::Config;
 use crate::gateway::tests::{call, ports, run, FixedClock, HeldTasks, ScriptedClient};
 use crate::gateway::Gateway;
@@ -135,21 +135,15 @@ fn the_config_wins_for_the_fields_it_names_and_keeps_the_rest() {
         },
     ))
     .unwrap();
-    call(
+    master_post(
         &gw,
-        "POST",
         "/team/update",
-        MASTER,
-        Some(json!({"team_id": "eng", "max_budget": 99, "rpm_limit": 7})),
+        json!({"team_id": "eng", "max_budget": 99, "rpm_limit": 7}),
     );
-    call(
+    master_post(
         &gw,
-        "POST",
         "/team/member_add",
-        MASTER,
-        Some(
-            json!({"team_id": "eng", "member": {"role": "user", "user_id": "bob"}, "max_budget_in_team": 2}),
-        ),
+        json!({"team_id": "eng", "member": {"role": "user", "user_id": "bob"}, "max_budget_in_team": 2}),
     );
     let report = run(seed(&gw)).unwrap();
     assert!(
@@ -227,7 +221,7 @@ fn a_renamed_key_frees_its_old_alias() {
 
 #[test]
 fn no_seed_writes_nothing_and_a_store_failure_is_an_error() {
-    let (gw, store) = gateway_on(crate::admin::budgets::fields::testing::CONFIG);
+    let (gw, store) = gateway_on(crate::admin::fields::testing::CONFIG);
     let writes = store.writes.load(Ordering::Relaxed);
     assert_eq!(run(seed(&gw)).unwrap(), Default::default());
     assert_eq!(store.writes.load(Ordering::Relaxed), writes);

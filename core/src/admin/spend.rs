@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::{json, Map, Value};
 
-use super::body::{ok, query, query_u64};
+use super::fields::{ok, query, query_u64};
 use crate::budget::plan::nanos_to_usd;
 use crate::calendar::{Date, Offset};
 use crate::error::{ErrorKind, GatewayError, Origin};

@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::tests::{chat, new_team, user};
-use crate::admin::budgets::fields::testing::{gateway, gateway_on, key_for, CONFIG, MASTER};
+use crate::admin::fields::testing::{
+    gateway, gateway_on, key_for, master_get, master_post, CONFIG,
+};
 use crate::gateway::tests::{call, run};
 use crate::identity::records::Role;
 
@@ -21,24 +23,12 @@ fn a_blocked_teams_keys_get_401() {
         Some("eng"),
     );
     assert_eq!(chat(&gw, "sk-eng-key-1").0, 200);
-    let (status, t) = call(
-        &gw,
-        "POST",
-        "/team/block",
-        MASTER,
-        Some(json!({"team_id": "eng"})),
-    );
+    let (status, t) = master_post(&gw, "/team/block", json!({"team_id": "eng"}));
     assert_eq!((status, t["blocked"].clone()), (200, json!(true)), "{t}");
     let (status, e) = chat(&gw, "sk-eng-key-1");
     assert_eq!(status, 401, "{e}");
     assert_eq!(e["error"]["code"], "team_blocked");
-    let (status, t) = call(
-        &gw,
-        "POST",
-        "/team/unblock",
-        MASTER,
-        Some(json!({"team_id": "eng"})),
-    );
+    let (status, t) = master_post(&gw, "/team/unblock", json!({"team_id": "eng"}));
     assert_eq!((status, t["blocked"].clone()), (200, json!(false)));
     assert_eq!(chat(&gw, "sk-eng-key-1").0, 200);
 }
@@ -125,14 +115,8 @@ fn viewers_read_but_do_not_change() {
 fn a_store_that_is_down_is_a_503() {
     let (gw, store) = gateway_on(CONFIG);
     store.down.store(true, Ordering::Relaxed);
-    assert_eq!(call(&gw, "GET", "/team/list", MASTER, None).0, 503);
-    let (status, e) = call(
-        &gw,
-        "POST",
-        "/team/new",
-        MASTER,
-        Some(json!({"team_id": "eng"})),
-    );
+    assert_eq!(master_get(&gw, "/team/list").0, 503);
+    let (status, e) = master_post(&gw, "/team/new", json!({"team_id": "eng"}));
     assert_eq!(
         (status, e["error"]["code"].clone()),
         (503, json!("store_unavailable"))

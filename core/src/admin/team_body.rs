@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::admin::budgets::fields::{
+use crate::admin::fields::{
     check_amount, check_duration, check_soft_below_max, refused, set, unprocessable,
 };
 use crate::error::GatewayError;

@@ -6,11 +6,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::keys::delete_record;
 use super::team_body::MemberIn;
-use super::team_view::{memberships, team_object, user_object};
-use super::{join_users, leave, load, resolve_emails};
-use crate::admin::body;
-use crate::admin::budgets::fields::{self, check_amount, refused, unprocessable};
+use super::team_view::{memberships, team_object};
+use super::teams::{join_users, leave, load, resolve_emails};
+use super::user_view::user_with_spend;
+use crate::admin::fields::{self, check_amount, refused, unprocessable};
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
@@ -102,7 +103,7 @@ pub async fn add(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayE
     let users = join_users(gw, &team.team_id, &added).await?;
     let mut users_out = Vec::with_capacity(users.len());
     for u in &users {
-        users_out.push(user_object(gw, u).await?);
+        users_out.push(user_with_spend(gw, u).await?);
     }
     let added_memberships: Vec<Value> = memberships(gw, &team)
         .await?
@@ -115,7 +116,7 @@ pub async fn add(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayE
         "updated_team_memberships".into(),
         Value::Array(added_memberships),
     );
-    Ok(body::ok(&out))
+    Ok(fields::ok(&out))
 }
 
 #[derive(Deserialize)]
@@ -174,14 +175,11 @@ pub async fn delete(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, Gatew
         })
         .collect();
     for key in &doomed {
-        dir.delete_key(&key.token).await.map_err(store_down)?;
-        if let Some(alias) = &key.key_alias {
-            dir.release_alias(alias).await.map_err(store_down)?;
-        }
+        delete_record(dir, key).await?;
     }
     team.updated_at_ms = gw.clock().now_ms();
     let team = dir.put_team(&req.team_id, team).await.map_err(store_down)?;
-    Ok(body::ok(&team_object(gw, &team).await?))
+    Ok(fields::ok(&team_object(gw, &team).await?))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use serde_json::{json, Value};
 
-use crate::admin::budgets::fields::testing::{gateway, key_for, MASTER};
-use crate::gateway::tests::{call, run};
+use crate::admin::fields::testing::{gateway, key_for, master_post};
+use crate::gateway::tests::run;
 use crate::gateway::Gateway;
 use crate::identity::records::{Role, UserRecord};
 use crate::identity::token;
@@ -15,7 +15,7 @@ fn user(gw: &Gateway, id: &str) -> UserRecord {
 }
 
 fn add(gw: &Gateway, body: Value) -> (u16, Value) {
-    call(gw, "POST", "/team/member_add", MASTER, Some(body))
+    master_post(gw, "/team/member_add", body)
 }
 
 /// A team `eng` with member `alice` (a user with a key on the team), and a user `bob`.
@@ -32,14 +32,10 @@ fn setup() -> Gateway {
         Role::InternalUser,
         Some("eng"),
     );
-    let (status, t) = call(
+    let (status, t) = master_post(
         &gw,
-        "POST",
         "/team/new",
-        MASTER,
-        Some(
-            json!({"team_id": "eng", "members_with_roles": [{"role": "admin", "user_id": "alice"}]}),
-        ),
+        json!({"team_id": "eng", "members_with_roles": [{"role": "admin", "user_id": "alice"}]}),
     );
     assert_eq!(status, 200, "{t}");
     gw
@@ -153,12 +149,10 @@ fn member_add_refusals_name_the_field() {
 fn a_member_is_removed_with_its_keys_on_the_team() {
     let gw = setup();
     assert_eq!(user(&gw, "alice").teams, vec!["eng"]);
-    let (status, t) = call(
+    let (status, t) = master_post(
         &gw,
-        "POST",
         "/team/member_delete",
-        MASTER,
-        Some(json!({"team_id": "eng", "user_id": "alice"})),
+        json!({"team_id": "eng", "user_id": "alice"}),
     );
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["members_with_roles"], json!([]));
@@ -181,13 +175,7 @@ fn a_member_is_removed_with_its_keys_on_the_team() {
         ),
         (json!({"team_id": "eng"}), 422, "user_id"),
     ] {
-        let (s, e) = call(
-            &gw,
-            "POST",
-            "/team/member_delete",
-            MASTER,
-            Some(body.clone()),
-        );
+        let (s, e) = master_post(&gw, "/team/member_delete", body.clone());
         assert_eq!((s, param(&e)), (status, json!(field)), "{body}: {e}");
     }
 }
@@ -199,12 +187,10 @@ fn a_member_is_removed_by_email() {
         &gw,
         json!({"team_id": "eng", "member": {"role": "user", "user_email": "bob@x.test"}}),
     );
-    let (status, t) = call(
+    let (status, t) = master_post(
         &gw,
-        "POST",
         "/team/member_delete",
-        MASTER,
-        Some(json!({"team_id": "eng", "user_email": "bob@x.test"})),
+        json!({"team_id": "eng", "user_email": "bob@x.test"}),
     );
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["members_with_roles"].as_array().unwrap().len(), 1);

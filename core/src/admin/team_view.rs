@@ -1,14 +1,16 @@
-//! Teams, their members' memberships, their keys and users as LiteLLM's rows read on the wire:
-//! ISO 8601 times, spend read from each scope's counter for its current period.
+//! Teams and their members' memberships as LiteLLM's rows read on the wire: ISO 8601 times,
+//! spend read from each scope's counter for its current period. A team's keys are shown as
+//! `/key/info` shows them (`render_key.rs`).
 
 use crate::identity::records::TeamMember;
 use serde_json::{json, Map, Value};
 
-use crate::admin::budgets::fields::{reset_at, spent, usd, wire, with_nulls};
+use super::fields::{reset_at, spent, usd, wire, with_nulls};
+use super::render_key::key_with_spend;
 use crate::budget::Scope;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::identity::records::{KeyRecord, TeamRecord, UserRecord};
+use crate::identity::records::{KeyRecord, TeamRecord};
 
 /// A team as LiteLLM's `LiteLLM_TeamTable` reads. Per-model limits sit in `metadata` and the
 /// members' default budget in `team_member_budget_table`, where LiteLLM keeps them.
@@ -106,42 +108,6 @@ pub async fn memberships(gw: &Gateway, team: &TeamRecord) -> Result<Vec<Value>, 
     Ok(out)
 }
 
-/// A key as its info object: the record (its token, never a raw key) with its spend.
-pub async fn key_object(gw: &Gateway, key: &KeyRecord) -> Result<Map<String, Value>, GatewayError> {
-    let duration = key.budget.budget_duration.as_deref();
-    let spend = spent(gw, &Scope::Key(key.token.clone()), duration).await?;
-    let mut m = wire(key);
-    m.insert("spend".into(), usd(spend));
-    m.insert("budget_reset_at".into(), reset_at(gw, duration));
-    with_nulls(
-        &mut m,
-        &[
-            "key_alias",
-            "user_id",
-            "team_id",
-            "max_budget",
-            "budget_duration",
-        ],
-    );
-    Ok(m)
-}
-
-/// An internal user as LiteLLM's `LiteLLM_UserTable` reads, with its spend.
-pub async fn user_object(
-    gw: &Gateway,
-    user: &UserRecord,
-) -> Result<Map<String, Value>, GatewayError> {
-    let duration = user.budget.budget_duration.as_deref();
-    let spend = spent(gw, &Scope::User(user.user_id.clone()), duration).await?;
-    let mut m = wire(user);
-    m.insert("spend".into(), usd(spend));
-    with_nulls(
-        &mut m,
-        &["user_alias", "user_email", "max_budget", "budget_duration"],
-    );
-    Ok(m)
-}
-
 /// `/team/info`'s answer: the team, its keys and its members' memberships.
 pub async fn team_info(
     gw: &Gateway,
@@ -151,7 +117,7 @@ pub async fn team_info(
     let info = team_object(gw, team).await?;
     let mut objects = Vec::with_capacity(keys.len());
     for k in keys {
-        objects.push(key_object(gw, k).await?);
+        objects.push(key_with_spend(gw, k).await?);
     }
     let keys = objects;
     let members = memberships(gw, team).await?;

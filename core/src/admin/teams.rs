@@ -12,26 +12,23 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::body::{self, not_found};
-use super::budgets::fields::{
-    self, check_soft_below_max, given, method_not_allowed, new_uuid, refused, required,
+use super::fields::{
+    self, check_soft_below_max, found, given, method_not_allowed, new_uuid, not_found, refused,
+    required,
 };
 use super::{require_admin, require_reader};
 use crate::error::{ErrorKind, GatewayError, Origin};
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
+use crate::identity::records::Stamped;
 use crate::identity::records::{KeyRecord, TeamRecord, UserRecord};
 use crate::identity::Caller;
 
-#[path = "team_body.rs"]
-pub(super) mod team_body;
-#[path = "team_members.rs"]
-mod team_members;
-#[path = "team_view.rs"]
-mod team_view;
-
-pub use team_body::{MemberIn, TeamBody};
-use team_view::{key_object, memberships, team_info, team_object};
+use super::keys::delete_record;
+use super::render_key::key_with_spend;
+use super::team_body::{MemberIn, TeamBody};
+use super::team_members;
+use super::team_view::{memberships, team_info, team_object};
 
 /// The answer to one of this family's routes, or `None` when `path` is not one.
 pub async fn route(
@@ -73,18 +70,14 @@ pub async fn route(
 }
 
 /// The team as the Store has it now, or a 404 naming `param`.
-async fn load(gw: &Gateway, id: &str, param: &str) -> Result<TeamRecord, GatewayError> {
-    gw.directory()
-        .team_fresh(id)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("Team", id).with_param(param))
+pub(super) async fn load(gw: &Gateway, id: &str, param: &str) -> Result<TeamRecord, GatewayError> {
+    found(gw.directory().team_fresh(id).await, "Team", id, param)
 }
 
 /// Adds `team_id` to the `teams` of each of `user_ids` that has a user record; the users.
 /// A slice, not an iterator: an iterator adapter held across the awaits here is not provably
 /// Send for every lifetime (rustc's higher-ranked check), which the Lambda runtime needs.
-async fn join_users(
+pub(super) async fn join_users(
     gw: &Gateway,
     team_id: &str,
     user_ids: &[&str],
@@ -106,7 +99,11 @@ async fn join_users(
 }
 
 /// Removes `team_id` from the user's `teams`; whether the user had it.
-async fn leave(gw: &Gateway, team_id: &str, user_id: &str) -> Result<bool, GatewayError> {
+pub(super) async fn leave(
+    gw: &Gateway,
+    team_id: &str,
+    user_id: &str,
+) -> Result<bool, GatewayError> {
     let dir = gw.directory();
     let Some(mut user) = dir.user_fresh(user_id).await.map_err(store_down)? else {
         return Ok(false);
@@ -122,7 +119,10 @@ async fn leave(gw: &Gateway, team_id: &str, user_id: &str) -> Result<bool, Gatew
 }
 
 /// Fills in the user id of members given by email only, when a user has that email.
-async fn resolve_emails(gw: &Gateway, members: &mut [MemberIn]) -> Result<(), GatewayError> {
+pub(super) async fn resolve_emails(
+    gw: &Gateway,
+    members: &mut [MemberIn],
+) -> Result<(), GatewayError> {
     if members.iter().all(|m| m.user_id.is_some()) {
         return Ok(());
     }
@@ -154,12 +154,7 @@ async fn new(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayError
         resolve_emails(gw, members).await?;
     }
     let now = gw.clock().now_ms();
-    let mut team = TeamRecord {
-        team_id: id.clone(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        ..Default::default()
-    };
+    let mut team = TeamRecord::created(&id, now);
     req.apply(&mut team, true);
     let team = dir.put_team(&id, team).await.map_err(store_down)?;
     // Collected first: an iterator whose closure borrows is not provably Send across an
@@ -170,7 +165,7 @@ async fn new(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayError
         .filter_map(|m| m.user_id.as_deref())
         .collect();
     join_users(gw, &id, &user_ids).await?;
-    Ok(body::ok(&team_object(gw, &team).await?))
+    Ok(fields::ok(&team_object(gw, &team).await?))
 }
 
 /// Whether a caller that may not read everything belongs to team `id`.
@@ -193,7 +188,7 @@ async fn info(
     caller: &Caller,
     req: &http::Request<Bytes>,
 ) -> Result<GatewayResponse, GatewayError> {
-    let Some(id) = body::query(req, "team_id") else {
+    let Some(id) = fields::query(req, "team_id") else {
         return Err(required("team_id"));
     };
     let team = gw.directory().team(&id).await.map_err(store_down)?;
@@ -221,7 +216,7 @@ async fn info(
         .into_iter()
         .filter(|k| k.team_id.as_deref() == Some(&id))
         .collect();
-    Ok(body::ok(&team_info(gw, &team, &keys).await?))
+    Ok(fields::ok(&team_info(gw, &team, &keys).await?))
 }
 
 async fn list(
@@ -230,7 +225,7 @@ async fn list(
     req: &http::Request<Bytes>,
 ) -> Result<GatewayResponse, GatewayError> {
     require_reader(caller)?;
-    let user = body::query(req, "user_id");
+    let user = fields::query(req, "user_id");
     let dir = gw.directory();
     let mut teams: Vec<TeamRecord> = dir
         .list_teams()
@@ -250,7 +245,7 @@ async fn list(
             .collect();
         let mut team_keys = Vec::new();
         for k in mine {
-            team_keys.push(key_object(gw, k).await?);
+            team_keys.push(key_with_spend(gw, k).await?);
         }
         object.insert("keys".into(), json!(team_keys));
         object.insert(
@@ -259,7 +254,7 @@ async fn list(
         );
         out.push(object);
     }
-    Ok(body::ok(&out))
+    Ok(fields::ok(&out))
 }
 
 async fn update(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayError> {
@@ -277,7 +272,7 @@ async fn update(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayEr
         .put_team(id, team)
         .await
         .map_err(store_down)?;
-    Ok(body::ok(&json!({
+    Ok(fields::ok(&json!({
         "team_id": team.team_id,
         "data": team_object(gw, &team).await?,
     })))
@@ -313,10 +308,7 @@ async fn delete(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayEr
             .filter(|k| k.team_id.as_deref() == Some(&team.team_id))
             .collect();
         for key in doomed {
-            dir.delete_key(&key.token).await.map_err(store_down)?;
-            if let Some(alias) = &key.key_alias {
-                dir.release_alias(alias).await.map_err(store_down)?;
-            }
+            delete_record(dir, key).await?;
         }
         let members: Vec<&str> = team
             .members_with_roles
@@ -328,7 +320,7 @@ async fn delete(gw: &Gateway, body: &Bytes) -> Result<GatewayResponse, GatewayEr
         }
         dir.delete_team(&team.team_id).await.map_err(store_down)?;
     }
-    Ok(body::ok(&json!({ "deleted_teams": req.team_ids })))
+    Ok(fields::ok(&json!({ "deleted_teams": req.team_ids })))
 }
 
 #[derive(Deserialize)]
@@ -346,7 +338,7 @@ async fn block(gw: &Gateway, body: &Bytes, blocked: bool) -> Result<GatewayRespo
         .put_team(&req.team_id, team)
         .await
         .map_err(store_down)?;
-    Ok(body::ok(&team_object(gw, &team).await?))
+    Ok(fields::ok(&team_object(gw, &team).await?))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use super::fields::testing::{gateway, key_for, MASTER};
+use crate::admin::fields::testing::{gateway, key_for, master_get, master_post, MASTER};
 use crate::budget::scope::counter;
 use crate::budget::{Duration, Scope};
 use crate::gateway::tests::{call, run};
@@ -13,7 +13,7 @@ fn param(e: &Value) -> Value {
 }
 
 pub(super) fn new_team(gw: &Gateway, body: Value) -> Value {
-    let (status, t) = call(gw, "POST", "/team/new", MASTER, Some(body));
+    let (status, t) = master_post(gw, "/team/new", body);
     assert_eq!(status, 200, "{t}");
     t
 }
@@ -102,7 +102,7 @@ fn a_team_is_created_and_its_info_has_litellms_shape() {
     );
     spend(&gw, Scope::Key(tok.clone()), "30d", 9.0); // the key has no period: all time counts
 
-    let (status, info) = call(&gw, "GET", "/team/info?team_id=eng", MASTER, None);
+    let (status, info) = master_get(&gw, "/team/info?team_id=eng");
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["team_id"], "eng");
     assert_eq!(info["team_info"]["spend"], 1.5);
@@ -177,7 +177,7 @@ fn refusals_name_the_field() {
             "members_with_roles[1]",
         ),
     ] {
-        let (s, e) = call(&gw, "POST", "/team/new", MASTER, Some(body.clone()));
+        let (s, e) = master_post(&gw, "/team/new", body.clone());
         assert_eq!((s, param(&e)), (status, json!(field)), "{body}: {e}");
     }
     for (method, path, body, status, field) in [
@@ -217,9 +217,9 @@ fn refusals_name_the_field() {
         let (s, e) = call(&gw, method, path, MASTER, body);
         assert_eq!((s, param(&e)), (status, json!(field)), "{path}: {e}");
     }
-    assert_eq!(call(&gw, "GET", "/team/new", MASTER, None).0, 405);
+    assert_eq!(master_get(&gw, "/team/new").0, 405);
     assert_eq!(
-        call(&gw, "GET", "/team/info?team_id=eng", MASTER, None).0,
+        master_get(&gw, "/team/info?team_id=eng").0,
         200,
         "not deleted"
     );
@@ -232,14 +232,10 @@ fn update_keeps_what_it_does_not_name() {
         &gw,
         json!({"team_id": "eng", "max_budget": 5, "members_with_roles": [{"role": "user", "user_id": "a"}]}),
     );
-    let (status, u) = call(
+    let (status, u) = master_post(
         &gw,
-        "POST",
         "/team/update",
-        MASTER,
-        Some(
-            json!({"team_id": "eng", "team_alias": "E", "rpm_limit": 3, "members_with_roles": []}),
-        ),
+        json!({"team_id": "eng", "team_alias": "E", "rpm_limit": 3, "members_with_roles": []}),
     );
     assert_eq!(status, 200, "{u}");
     assert_eq!(u["team_id"], "eng");
@@ -256,12 +252,10 @@ fn update_keeps_what_it_does_not_name() {
         d["members_with_roles"][0]["user_id"], "a",
         "members change through member_add/delete"
     );
-    let (s, e) = call(
+    let (s, e) = master_post(
         &gw,
-        "POST",
         "/team/update",
-        MASTER,
-        Some(json!({"team_id": "eng", "soft_budget": 6})),
+        json!({"team_id": "eng", "soft_budget": 6}),
     );
     assert_eq!((s, param(&e)), (400, json!("soft_budget")));
 }
@@ -287,13 +281,7 @@ fn delete_takes_the_teams_keys_with_it() {
     k.key_alias = Some("eng-bot".into());
     run(gw.directory().put_key(&tok, k)).unwrap();
     run(gw.directory().claim_alias("eng-bot", &tok)).unwrap();
-    let (status, d) = call(
-        &gw,
-        "POST",
-        "/team/delete",
-        MASTER,
-        Some(json!({"team_ids": ["eng", "eng"]})),
-    );
+    let (status, d) = master_post(&gw, "/team/delete", json!({"team_ids": ["eng", "eng"]}));
     assert_eq!(status, 200, "{d}");
     assert_eq!(d, json!({"deleted_teams": ["eng"]}));
     assert!(
@@ -308,10 +296,7 @@ fn delete_takes_the_teams_keys_with_it() {
     );
     assert!(user(&gw, "alice").teams.is_empty());
     assert_eq!(chat(&gw, "sk-eng-key-1").0, 401);
-    assert_eq!(
-        call(&gw, "GET", "/team/info?team_id=ops", MASTER, None).0,
-        200
-    );
+    assert_eq!(master_get(&gw, "/team/info?team_id=ops").0, 200);
 }
 
 #[test]
@@ -322,7 +307,7 @@ fn list_is_sorted_by_alias_and_filters_by_user() {
         json!({"team_id": "t1", "team_alias": "zeta", "members_with_roles": [{"role": "user", "user_id": "u"}]}),
     );
     new_team(&gw, json!({"team_id": "t2", "team_alias": "alpha"}));
-    let (status, l) = call(&gw, "GET", "/team/list", MASTER, None);
+    let (status, l) = master_get(&gw, "/team/list");
     assert_eq!(status, 200, "{l}");
     let ids: Vec<_> = l
         .as_array()
@@ -333,7 +318,7 @@ fn list_is_sorted_by_alias_and_filters_by_user() {
     assert_eq!(ids, vec![json!("t2"), json!("t1")]);
     assert_eq!(l[1]["team_memberships"][0]["user_id"], "u");
     assert_eq!(l[1]["keys"], json!([]));
-    let (_, l) = call(&gw, "GET", "/team/list?user_id=u", MASTER, None);
+    let (_, l) = master_get(&gw, "/team/list?user_id=u");
     assert_eq!(l.as_array().unwrap().len(), 1);
     assert_eq!(l[0]["team_id"], "t1");
 }

@@ -8,20 +8,23 @@
 use bytes::Bytes;
 use http::Method;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::body::{missing, not_found, ok, parse, query, query_u64};
-use super::budgets::fields::{check_amount, check_duration, new_uuid, unprocessable};
-use super::key_body::{caller_user, deny, nullable, set, set_opt, KeyFields, Patch};
-use super::keys::{create_key, delete_record, NewKey};
-use super::render_key::{key_object, key_spend, spend_of, Spend};
+use super::fields::{
+    found, missing, new_uuid, not_found, ok, parse, query, query_u64, unprocessable,
+};
+use super::key_body::{caller_user, deny, KeyFields};
+use super::keys::{create_key, delete_record};
+use super::user_body::{TeamRef, UserFields};
+use super::user_view::{
+    new_user_response, rendered_keys, rendered_teams, user_object, user_spend, user_with_spend,
+};
 use super::{require_admin, require_reader};
-use crate::budget::Scope;
-use crate::calendar::iso8601;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, GatewayResponse};
 use crate::identity::caller::store_down;
-use crate::identity::records::{KeyRecord, Role, TeamMember, TeamRecord, TeamRole, UserRecord};
+use crate::identity::records::Stamped;
+use crate::identity::records::{KeyRecord, TeamMember, TeamRecord, TeamRole, UserRecord};
 use crate::identity::{Caller, Directory};
 
 #[cfg(test)]
@@ -44,131 +47,6 @@ pub async fn route(
         (&Method::GET, "/user/list") => list(gw, caller, &req).await,
         _ => return None,
     })
-}
-
-/// The fields `/user/new` and `/user/update` accept (LiteLLM's `NewUserRequest` /
-/// `UpdateUserRequest`); as for keys, an update keeps what is absent and clears what is `null`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct UserFields {
-    #[serde(deserialize_with = "nullable")]
-    user_id: Patch<String>,
-    #[serde(deserialize_with = "nullable")]
-    user_email: Patch<String>,
-    #[serde(deserialize_with = "nullable")]
-    user_alias: Patch<String>,
-    #[serde(deserialize_with = "nullable")]
-    user_role: Patch<String>,
-    #[serde(deserialize_with = "nullable")]
-    models: Patch<Vec<String>>,
-    #[serde(deserialize_with = "nullable")]
-    max_budget: Patch<f64>,
-    #[serde(deserialize_with = "nullable")]
-    soft_budget: Patch<f64>,
-    #[serde(deserialize_with = "nullable")]
-    budget_duration: Patch<String>,
-    #[serde(deserialize_with = "nullable")]
-    tpm_limit: Patch<u64>,
-    #[serde(deserialize_with = "nullable")]
-    rpm_limit: Patch<u64>,
-    #[serde(deserialize_with = "nullable")]
-    max_parallel_requests: Patch<u64>,
-    #[serde(deserialize_with = "nullable")]
-    metadata: Patch<Map<String, Value>>,
-    #[serde(deserialize_with = "nullable")]
-    blocked: Patch<bool>,
-    // `/user/new` only: the teams to join and the first key.
-    teams: Option<Vec<TeamRef>>,
-    team_id: Option<String>,
-    auto_create_key: Option<bool>,
-    key_alias: Option<String>,
-    duration: Option<String>,
-}
-
-/// A team to join: its id, or LiteLLM's `{"team_id", "max_budget_in_team", "user_role"}`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum TeamRef {
-    Id(String),
-    Member {
-        team_id: String,
-        #[serde(default)]
-        max_budget_in_team: Option<f64>,
-        #[serde(default)]
-        user_role: TeamRole,
-    },
-}
-
-impl TeamRef {
-    fn id(&self) -> &str {
-        match self {
-            TeamRef::Id(id) | TeamRef::Member { team_id: id, .. } => id,
-        }
-    }
-}
-
-impl UserFields {
-    /// Checks what the body alone decides; the role it sets, if any.
-    fn check(&mut self) -> Result<Patch<Role>, GatewayError> {
-        if let Some(Some(id)) = &mut self.user_id {
-            *id = id.trim().to_string();
-            if id.is_empty() {
-                return Err(unprocessable(
-                    "user_id",
-                    "user_id must not be empty or contain only whitespace",
-                ));
-            }
-        }
-        check_amount("max_budget", self.max_budget.flatten())?;
-        check_amount("soft_budget", self.soft_budget.flatten())?;
-        if let Some(Some(d)) = &self.budget_duration {
-            check_duration("budget_duration", Some(d))?;
-        }
-        Ok(match &self.user_role {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(text)) => Some(Some(request_role(text)?)),
-        })
-    }
-
-    fn apply(&self, rec: &mut UserRecord, role: Patch<Role>) {
-        if let Some(role) = role {
-            rec.user_role = role.unwrap_or_default();
-        }
-        set_opt(&mut rec.user_email, &self.user_email);
-        set_opt(&mut rec.user_alias, &self.user_alias);
-        set(&mut rec.models, &self.models);
-        set_opt(&mut rec.budget.max_budget, &self.max_budget);
-        set_opt(&mut rec.budget.soft_budget, &self.soft_budget);
-        set_opt(&mut rec.budget.budget_duration, &self.budget_duration);
-        set_opt(&mut rec.limits.tpm_limit, &self.tpm_limit);
-        set_opt(&mut rec.limits.rpm_limit, &self.rpm_limit);
-        set_opt(
-            &mut rec.limits.max_parallel_requests,
-            &self.max_parallel_requests,
-        );
-        set(&mut rec.metadata, &self.metadata);
-        set(&mut rec.blocked, &self.blocked);
-    }
-}
-
-/// A role a request may set: LiteLLM's request models accept these four only.
-fn request_role(text: &str) -> Result<Role, GatewayError> {
-    match Role::parse(text) {
-        Some(
-            role @ (Role::ProxyAdmin
-            | Role::ProxyAdminViewer
-            | Role::InternalUser
-            | Role::InternalUserViewer),
-        ) => Ok(role),
-        _ => Err(unprocessable(
-            "user_role",
-            format!(
-                "user_role: '{text}' is not one of proxy_admin, proxy_admin_viewer, \
-                 internal_user, internal_user_viewer"
-            ),
-        )),
-    }
 }
 
 async fn new_user(
@@ -225,12 +103,7 @@ async fn new_user(
         }
     }
     let now = dir.now_ms();
-    let mut user = UserRecord {
-        user_id: user_id.clone(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        ..Default::default()
-    };
+    let mut user = UserRecord::created(&user_id, now);
     fields.apply(&mut user, role);
     user.teams = joins.iter().map(|(t, _)| t.id().to_string()).collect();
     user.teams.dedup();
@@ -325,80 +198,6 @@ async fn join_team(dir: &Directory, team: &TeamRef, user: &UserRecord) -> Result
     Ok(())
 }
 
-/// LiteLLM's `NewUserResponse`: the user's fields and its first key (raw, shown this once;
-/// `""` when none was made, as LiteLLM answers).
-fn new_user_response(user: &UserRecord, key: Option<&NewKey>) -> Value {
-    let mut out = user_object(user, Spend::default());
-    let rec = key.map(|k| &k.record);
-    let fields = [
-        ("key", json!(key.map_or("", |k| k.raw.as_str()))),
-        ("token", json!(rec.map(|r| &r.token))),
-        ("key_name", json!(rec.map(|r| &r.key_name))),
-        ("key_alias", json!(rec.and_then(|r| r.key_alias.as_ref()))),
-        (
-            "expires",
-            json!(rec.and_then(|r| r.expires_ms).map(iso8601)),
-        ),
-        ("duration", json!(rec.and_then(|r| r.duration.as_ref()))),
-    ];
-    out.extend(fields.map(|(k, v)| (k.to_string(), v)));
-    Value::Object(out)
-}
-
-/// A user as LiteLLM's admin API shows it (`LiteLLM_UserTable`).
-fn user_object(u: &UserRecord, spend: Spend) -> Map<String, Value> {
-    // Fields this version does not know come first, so a known field always wins.
-    let mut out: Map<String, Value> = u.extra.clone();
-    let known = json!({
-        "user_id": u.user_id,
-        "user_alias": u.user_alias,
-        "user_email": u.user_email,
-        "user_role": u.user_role.as_str(),
-        "teams": u.teams,
-        "models": u.models,
-        "spend": spend.usd,
-        "max_budget": u.budget.max_budget,
-        "soft_budget": u.budget.soft_budget,
-        "budget_duration": u.budget.budget_duration,
-        "budget_reset_at": spend.reset_at_ms.map(iso8601),
-        "tpm_limit": u.limits.tpm_limit,
-        "rpm_limit": u.limits.rpm_limit,
-        "max_parallel_requests": u.limits.max_parallel_requests,
-        "metadata": u.metadata,
-        "blocked": u.blocked,
-        "model_max_budget": {},
-        "model_spend": {},
-        "allowed_cache_controls": [],
-        "created_at": iso8601(u.created_at_ms),
-        "updated_at": iso8601(u.updated_at_ms),
-    });
-    if let Value::Object(known) = known {
-        out.extend(known);
-    }
-    out
-}
-
-async fn user_spend(gw: &Gateway, u: &UserRecord) -> Result<Spend, GatewayError> {
-    spend_of(
-        gw,
-        Scope::User(u.user_id.clone()),
-        u.budget.budget_duration.as_deref(),
-    )
-    .await
-}
-
-/// A team as `/user/info` lists it: the record with its times in ISO 8601.
-fn team_summary(team: &TeamRecord) -> Value {
-    let mut v = serde_json::to_value(team).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.remove("created_at_ms");
-        m.remove("updated_at_ms");
-        m.insert("created_at".into(), iso8601(team.created_at_ms).into());
-        m.insert("updated_at".into(), iso8601(team.updated_at_ms).into());
-    }
-    v
-}
-
 async fn info(
     gw: &Gateway,
     caller: &Caller,
@@ -423,11 +222,7 @@ async fn info(
         (None, Some(own)) => own.to_string(),
         (None, None) => return Err(missing("user_id")),
     };
-    let user = dir
-        .user_fresh(&user_id)
-        .await
-        .map_err(store_down)?
-        .ok_or_else(|| not_found("User", &user_id).with_param("user_id"))?;
+    let user = found(dir.user_fresh(&user_id).await, "User", &user_id, "user_id")?;
     let teams: Vec<TeamRecord> = dir
         .list_teams()
         .await
@@ -447,7 +242,7 @@ async fn info(
         "user_id": user_id,
         "user_info": user_object(&user, spend),
         "keys": rendered_keys(gw, &keys, &teams).await?,
-        "teams": teams.iter().map(team_summary).collect::<Vec<_>>(),
+        "teams": rendered_teams(gw, &teams).await?,
     })))
 }
 
@@ -458,7 +253,7 @@ async fn admin_view(gw: &Gateway, own: Option<&str>) -> Result<GatewayResponse, 
     let keys = dir.list_keys().await.map_err(store_down)?;
     let user_info = match own {
         Some(id) => match dir.user_fresh(id).await.map_err(store_down)? {
-            Some(u) => Value::Object(user_object(&u, user_spend(gw, &u).await?)),
+            Some(u) => Value::Object(user_with_spend(gw, &u).await?),
             None => Value::Null,
         },
         None => Value::Null,
@@ -467,31 +262,8 @@ async fn admin_view(gw: &Gateway, own: Option<&str>) -> Result<GatewayResponse, 
         "user_id": own,
         "user_info": user_info,
         "keys": rendered_keys(gw, &keys, &teams).await?,
-        "teams": teams.iter().map(team_summary).collect::<Vec<_>>(),
+        "teams": rendered_teams(gw, &teams).await?,
     })))
-}
-
-/// Key objects (tokens only, never raw keys) with their spend and team alias.
-async fn rendered_keys(
-    gw: &Gateway,
-    keys: &[KeyRecord],
-    teams: &[TeamRecord],
-) -> Result<Vec<Value>, GatewayError> {
-    let spends = futures_util::future::try_join_all(keys.iter().map(|k| key_spend(gw, k))).await?;
-    Ok(keys
-        .iter()
-        .zip(spends)
-        .map(|(k, s)| {
-            let mut obj = key_object(k, s);
-            let alias = k
-                .team_id
-                .as_ref()
-                .and_then(|id| teams.iter().find(|t| &t.team_id == id))
-                .and_then(|t| t.team_alias.clone());
-            obj.insert("team_alias".into(), json!(alias));
-            Value::Object(obj)
-        })
-        .collect())
 }
 
 async fn update(
@@ -507,11 +279,7 @@ async fn update(
         KeyFields::given(&fields.user_id),
         KeyFields::given(&fields.user_email),
     ) {
-        (Some(id), _) => dir
-            .user_fresh(id)
-            .await
-            .map_err(store_down)?
-            .ok_or_else(|| not_found("User", id).with_param("user_id"))?,
+        (Some(id), _) => found(dir.user_fresh(id).await, "User", id, "user_id")?,
         // Without an id, the email names the user (and so is not changed).
         (None, Some(email)) => {
             let found = dir

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use crate::admin::fields::testing::{master_get, master_post};
 use crate::admin::keys::tests::{chat, gateway, generate, user_key};
 use crate::calendar::iso8601;
 use crate::gateway::tests::{call, run};
@@ -9,7 +10,7 @@ use crate::identity::records::{Role, TeamRecord, TeamRole};
 use crate::identity::token;
 
 fn new_user(gw: &crate::gateway::Gateway, body: Value) -> Value {
-    let (status, out) = call(gw, "POST", "/user/new", "sk-master", Some(body));
+    let (status, out) = master_post(gw, "/user/new", body);
     assert_eq!(status, 200, "{out}");
     out
 }
@@ -55,13 +56,7 @@ fn a_new_user_gets_a_working_key_bound_to_its_models() {
     let t1 = run(gw.directory().team_fresh("t1")).unwrap().unwrap();
     assert_eq!(t1.member(&user_id).unwrap().role, TeamRole::User);
 
-    let (status, info) = call(
-        &gw,
-        "GET",
-        &format!("/user/info?user_id={user_id}"),
-        "sk-master",
-        None,
-    );
+    let (status, info) = master_get(&gw, &format!("/user/info?user_id={user_id}"));
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["user_id"], user_id);
     assert_eq!(info["user_info"]["user_email"], "Ann@Example.com");
@@ -72,6 +67,9 @@ fn a_new_user_gets_a_working_key_bound_to_its_models() {
     assert_eq!(info["keys"][0]["token"], token::hash(&key));
     assert_eq!(info["keys"][0]["key_alias"], "ann-key");
     assert_eq!(info["teams"][0]["team_alias"], "Team One");
+    // Teams are shown as `/team/info` shows them: with their spend, and no stored `_ms` times.
+    assert_eq!(info["teams"][0]["spend"], 0.0);
+    assert!(info["teams"][0].get("created_at_ms").is_none());
     assert!(!info.to_string().contains(&key), "no raw key in /user/info");
 }
 
@@ -91,7 +89,7 @@ fn user_new_checks_its_fields() {
         (json!({"user_email": "A@B.C"}), 409, "user_email"),
         (json!({"duration": "often"}), 422, "duration"),
     ] {
-        let (got, out) = call(&gw, "POST", "/user/new", "sk-master", Some(body.clone()));
+        let (got, out) = master_post(&gw, "/user/new", body.clone());
         assert_eq!(
             (got, out["error"]["param"].as_str().unwrap_or("")),
             (status, param),
@@ -100,19 +98,17 @@ fn user_new_checks_its_fields() {
     }
     // A taken key alias refuses the whole request: no user is left behind.
     generate(&gw, json!({"key_alias": "taken"}));
-    let (status, _) = call(
+    let (status, _) = master_post(
         &gw,
-        "POST",
         "/user/new",
-        "sk-master",
-        Some(json!({"user_id": "u2", "key_alias": "taken"})),
+        json!({"user_id": "u2", "key_alias": "taken"}),
     );
     assert_eq!(status, 400);
     assert!(run(gw.directory().user_fresh("u2")).unwrap().is_none());
     // Without a key.
     let out = new_user(&gw, json!({"user_id": "u3", "auto_create_key": false}));
     assert_eq!(out["key"], "");
-    let (_, keys) = call(&gw, "GET", "/key/list?user_id=u3", "sk-master", None);
+    let (_, keys) = master_get(&gw, "/key/list?user_id=u3");
     assert_eq!(keys["total_count"], 0);
 }
 
@@ -161,10 +157,10 @@ fn users_read_only_themselves_and_admins_manage() {
     );
     assert_eq!(status, 200);
     // The master key's admin view: every key and team.
-    let (status, all) = call(&gw, "GET", "/user/info", "sk-master", None);
+    let (status, all) = master_get(&gw, "/user/info");
     assert_eq!((status, all["keys"].as_array().unwrap().len()), (200, 5));
     assert_eq!(all["user_id"], Value::Null);
-    let (status, out) = call(&gw, "GET", "/user/info?user_id=nobody", "sk-master", None);
+    let (status, out) = master_get(&gw, "/user/info?user_id=nobody");
     assert_eq!((status, &out["error"]["param"]), (404, &json!("user_id")));
 }
 
@@ -180,14 +176,10 @@ fn updates_patch_users_and_roles_take_effect() {
         Some(json!({"user_id": "x"})),
     );
     assert_eq!(status, 403);
-    let (status, out) = call(
+    let (status, out) = master_post(
         &gw,
-        "POST",
         "/user/update",
-        "sk-master",
-        Some(
-            json!({"user_id": "u1", "user_role": "proxy_admin", "max_budget": 5, "user_email": "u1@x.y"}),
-        ),
+        json!({"user_id": "u1", "user_role": "proxy_admin", "max_budget": 5, "user_email": "u1@x.y"}),
     );
     assert_eq!(status, 200, "{out}");
     assert_eq!(
@@ -205,12 +197,10 @@ fn updates_patch_users_and_roles_take_effect() {
     );
     assert_eq!(status, 200, "now an admin");
     // By email; a null clears.
-    let (status, out) = call(
+    let (status, out) = master_post(
         &gw,
-        "POST",
         "/user/update",
-        "sk-master",
-        Some(json!({"user_email": "U1@x.y", "max_budget": null})),
+        json!({"user_email": "U1@x.y", "max_budget": null}),
     );
     assert_eq!(
         (status, &out["max_budget"], &out["user_email"]),
@@ -230,7 +220,7 @@ fn updates_patch_users_and_roles_take_effect() {
             "tpm_limit",
         ),
     ] {
-        let (got, out) = call(&gw, "POST", "/user/update", "sk-master", Some(body.clone()));
+        let (got, out) = master_post(&gw, "/user/update", body.clone());
         assert_eq!(
             (got, out["error"]["param"].as_str().unwrap_or("")),
             (status, param),
@@ -249,13 +239,7 @@ fn deleting_users_deletes_their_keys_and_memberships() {
     );
     let key = user_key(&gw, "u2", "internal_user");
     let extra = generate(&gw, json!({"user_id": "u1"}));
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/user/delete",
-        "sk-master",
-        Some(json!({"user_ids": ["u1", "ghost"]})),
-    );
+    let (status, out) = master_post(&gw, "/user/delete", json!({"user_ids": ["u1", "ghost"]}));
     assert_eq!(
         (status, &out["error"]["param"]),
         (404, &json!("user_ids")),
@@ -265,13 +249,7 @@ fn deleting_users_deletes_their_keys_and_memberships() {
         run(gw.directory().user_fresh("u1")).unwrap().is_some(),
         "nothing deleted"
     );
-    let (status, out) = call(
-        &gw,
-        "POST",
-        "/user/delete",
-        "sk-master",
-        Some(json!({"user_ids": ["u1"]})),
-    );
+    let (status, out) = master_post(&gw, "/user/delete", json!({"user_ids": ["u1"]}));
     assert_eq!((status, &out), (200, &json!(1)), "{out}");
     assert_eq!(chat(&gw, extra["key"].as_str().unwrap(), "m").0, 401);
     assert!(run(gw.directory().alias_token("u1-key")).unwrap().is_none());
@@ -281,7 +259,7 @@ fn deleting_users_deletes_their_keys_and_memberships() {
         .members_with_roles
         .is_empty());
     assert_eq!(chat(&gw, &key, "m").0, 200, "other users keep theirs");
-    let (status, out) = call(&gw, "POST", "/user/delete", "sk-master", Some(json!({})));
+    let (status, out) = master_post(&gw, "/user/delete", json!({}));
     assert_eq!((status, &out["error"]["param"]), (422, &json!("user_ids")));
 }
 
@@ -300,13 +278,7 @@ fn lists_page_and_filter_users() {
             "user_email": format!("p{i}@corp.example"), "auto_create_key": i % 2 == 0}),
         );
     }
-    let (status, out) = call(
-        &gw,
-        "GET",
-        "/user/list?page=2&page_size=3",
-        "sk-master",
-        None,
-    );
+    let (status, out) = master_get(&gw, "/user/list?page=2&page_size=3");
     assert_eq!(status, 200, "{out}");
     assert_eq!(
         (
@@ -318,39 +290,21 @@ fn lists_page_and_filter_users() {
         (&json!(7), &json!(2), &json!(3), &json!(3))
     );
     assert_eq!(out["users"].as_array().unwrap().len(), 3);
-    let (_, out) = call(
-        &gw,
-        "GET",
-        "/user/list?role=proxy_admin_viewer",
-        "sk-master",
-        None,
-    );
+    let (_, out) = master_get(&gw, "/user/list?role=proxy_admin_viewer");
     assert_eq!(out["total"], 2);
-    let (_, out) = call(
-        &gw,
-        "GET",
-        "/user/list?user_ids=user-3,user-4",
-        "sk-master",
-        None,
-    );
+    let (_, out) = master_get(&gw, "/user/list?user_ids=user-3,user-4");
     assert_eq!(out["total"], 2);
-    let (_, out) = call(&gw, "GET", "/user/list?user_ids=user-6", "sk-master", None);
+    let (_, out) = master_get(&gw, "/user/list?user_ids=user-6");
     assert_eq!(
         (&out["total"], &out["users"][0]["key_count"]),
         (&json!(1), &json!(1))
     );
-    let (_, out) = call(
-        &gw,
-        "GET",
-        "/user/list?user_email=P5%40CORP",
-        "sk-master",
-        None,
-    );
+    let (_, out) = master_get(&gw, "/user/list?user_email=P5%40CORP");
     assert_eq!(
         (&out["total"], &out["users"][0]["key_count"]),
         (&json!(1), &json!(0))
     );
-    let (status, out) = call(&gw, "GET", "/user/list?page_size=101", "sk-master", None);
+    let (status, out) = master_get(&gw, "/user/list?page_size=101");
     assert_eq!((status, &out["error"]["param"]), (422, &json!("page_size")));
 }
 

@@ -28,8 +28,10 @@ use serde_json::{Map, Value};
 
 use super::error::ConfigError;
 use super::Config;
-use crate::admin::seed::{check_amount, check_duration, check_soft_below_max, unknown_fields};
-use crate::admin::seed::{check_model_budgets, BudgetBody, CustomerBody, ModelBudgetIn, TeamBody};
+use crate::admin::budget_body::{check_model_budgets, BudgetBody, ModelBudgetIn};
+use crate::admin::customer_body::CustomerBody;
+use crate::admin::fields::{check_amount, check_duration, check_soft_below_max, unknown_fields};
+use crate::admin::team_body::TeamBody;
 use crate::error::GatewayError;
 use crate::identity::records::Role;
 use crate::identity::token;
@@ -269,7 +271,7 @@ fn unique(
 fn required(id: Option<&str>, field: &str) -> Result<(), GatewayError> {
     match id.map(str::trim) {
         Some(id) if !id.is_empty() => Ok(()),
-        _ => Err(crate::admin::seed::required(field)),
+        _ => Err(crate::admin::fields::required(field)),
     }
 }
 
@@ -337,7 +339,7 @@ fn seed_key(i: usize, mut map: Map<String, Value>) -> Result<SeedKey, ConfigErro
         check_limits(k.max_budget, k.soft_budget, k.budget_duration.as_deref())?;
         check_model_budgets(k.model_max_budget.as_ref())?;
         match k.key_alias.as_deref().map(str::trim) {
-            Some("") => Err(crate::admin::seed::required("key_alias")),
+            Some("") => Err(crate::admin::fields::required("key_alias")),
             _ => Ok(()),
         }
     })?;

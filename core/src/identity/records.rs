@@ -173,6 +173,39 @@ pub struct KeyRecord {
     pub extra: Map<String, Value>,
 }
 
+/// A governance record: made with its id at a time, and stamped at every change.
+pub trait Stamped: Clone + PartialEq {
+    /// A record with only its id, created (and last updated) at `now_ms`.
+    fn created(id: &str, now_ms: u64) -> Self;
+    /// Notes a change at `now_ms`.
+    fn stamp(&mut self, now_ms: u64);
+}
+
+macro_rules! stamped {
+    ($($record:ident . $id:ident),*) => {$(
+        impl Stamped for $record {
+            fn created(id: &str, now_ms: u64) -> Self {
+                $record {
+                    $id: id.to_string(),
+                    created_at_ms: now_ms,
+                    updated_at_ms: now_ms,
+                    ..Default::default()
+                }
+            }
+            fn stamp(&mut self, now_ms: u64) {
+                self.updated_at_ms = now_ms;
+            }
+        }
+    )*};
+}
+stamped!(
+    BudgetRecord.budget_id,
+    UserRecord.user_id,
+    TeamRecord.team_id,
+    CustomerRecord.user_id,
+    KeyRecord.token
+);
+
 impl KeyRecord {
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_ms.is_some_and(|e| now_ms >= e)

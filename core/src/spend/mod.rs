@@ -21,6 +21,7 @@ use crate::budget::Calendar;
 use crate::calendar::{Date, Offset};
 use crate::cost::Pricing;
 use crate::identity::records::CustomerRecord;
+use crate::identity::records::Stamped;
 use crate::identity::Directory;
 use crate::ledger::{EndReason, Entry, Subscriber};
 use crate::ports::Clock;
@@ -119,12 +120,7 @@ impl SpendRecorder {
         if let Ok(Some(_)) = self.directory.customer(id).await {
             return;
         }
-        let record = CustomerRecord {
-            user_id: id.to_string(),
-            created_at_ms: now_ms,
-            updated_at_ms: now_ms,
-            ..Default::default()
-        };
+        let record = CustomerRecord::created(id, now_ms);
         self.failures.note(
             "spend: end user record",
             self.directory.create_customer_if_absent(record).await,

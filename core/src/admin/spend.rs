@@ -293,11 +293,7 @@ async fn spend_report(
             .map_err(store_down)?;
         let mut groups = Vec::new();
         for entry in ids {
-            let id = entry
-                .key
-                .rsplit_once(':')
-                .map(|(_, id)| id.to_string())
-                .unwrap_or_default();
+            let id = rollup::indexed_id(&entry.key).unwrap_or_default();
             let t = rollup::read(store.as_ref(), &day, &Dim::new(kind, id.clone()))
                 .await
                 .map_err(store_down)?;
@@ -370,7 +366,7 @@ async fn daily_activity(
                 .await
                 .map_err(store_down)?
                 .into_iter()
-                .filter_map(|e| e.key.rsplit_once(':').map(|(_, id)| id.to_string()))
+                .filter_map(|e| rollup::indexed_id(&e.key))
                 .collect()
         } else {
             ids.clone()

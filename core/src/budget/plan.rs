@@ -509,7 +509,7 @@ mod tests {
             let ops = p.reservation(300_000_000, 1_000, Calendar::default());
             p.unsure();
             let claim = p.resolutions().remove(0);
-            store.batch(&[claim.clone()]).await.unwrap(); // applied, answer lost
+            store.batch(std::slice::from_ref(&claim)).await.unwrap(); // applied, answer lost
             let again = store.batch(&[claim]).await.unwrap();
             p.resolved(0, &again);
             p.clear_uncertain();

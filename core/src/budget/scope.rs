@@ -35,13 +35,15 @@ impl Scope {
     /// The scope's part of its counter key.
     pub fn id(&self) -> String {
         match self {
-            Scope::Key(t) => format!("key:{t}"),
-            Scope::User(u) => format!("user:{u}"),
-            Scope::Team(t) => format!("team:{t}"),
-            Scope::Member { team, user } => format!("member:{team}:{user}"),
-            Scope::EndUser(u) => format!("enduser:{u}"),
+            Scope::Key(t) => format!("key:{}", escape(t)),
+            Scope::User(u) => format!("user:{}", escape(u)),
+            Scope::Team(t) => format!("team:{}", escape(t)),
+            Scope::Member { team, user } => format!("member:{}:{}", escape(team), escape(user)),
+            Scope::EndUser(u) => format!("enduser:{}", escape(u)),
             Scope::Proxy => "proxy".to_string(),
-            Scope::KeyModel { token, model } => format!("keymodel:{token}:{model}"),
+            Scope::KeyModel { token, model } => {
+                format!("keymodel:{}:{}", escape(token), escape(model))
+            }
         }
     }
 
@@ -57,6 +59,21 @@ impl Scope {
             Scope::KeyModel { .. } => "model",
         }
     }
+}
+
+/// An id as one part of a Store key: `:` (the parts' separator) and `%` percent-encoded, so
+/// team `a:b` with user `c` and team `a` with user `b:c` never share a counter. Ids without
+/// either character (nearly all) are unchanged.
+pub fn escape(id: &str) -> std::borrow::Cow<'_, str> {
+    if !id.contains([':', '%']) {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    std::borrow::Cow::Owned(id.replace('%', "%25").replace(':', "%3A"))
+}
+
+/// The id [`escape`] encoded.
+pub fn unescape(part: &str) -> String {
+    part.replace("%3A", ":").replace("%25", "%")
 }
 
 /// The spend counter of `scope` for the period `now_ms` falls in (all time when `duration`
@@ -95,5 +112,15 @@ mod tests {
         assert_ne!(b, c, "a new period starts at 0");
         assert_eq!(ttl, Some(3_600_000 - 10 + 86_400_000));
         assert_eq!(counter(&s, None, 5, cal), ("spend:key:t:all".into(), None));
+        let a = Scope::Member {
+            team: "a:b".into(),
+            user: "c".into(),
+        };
+        let b = Scope::Member {
+            team: "a".into(),
+            user: "b:c".into(),
+        };
+        assert_ne!(a.id(), b.id());
+        assert_eq!(unescape(&escape("50%:off")), "50%:off");
     }
 }

@@ -8,6 +8,7 @@
 //! list which keys, teams... were active on a day. Days are UTC dates, as LiteLLM's daily
 //! activity tables.
 
+use crate::budget::scope::{escape, unescape};
 use crate::store::BatchOp;
 
 /// Rollups are kept this long (counters expire on their own).
@@ -38,11 +39,16 @@ impl Dim {
 }
 
 pub fn counter_key(day: &str, dim: &Dim, metric: &str) -> String {
-    format!("roll:{day}:{}:{}:{metric}", dim.kind, dim.id)
+    format!("roll:{day}:{}:{}:{metric}", dim.kind, escape(&dim.id))
 }
 
 pub fn index_key(day: &str, dim: &Dim) -> String {
-    format!("rollidx:{day}:{}:{}", dim.kind, dim.id)
+    format!("rollidx:{day}:{}:{}", dim.kind, escape(&dim.id))
+}
+
+/// The id an index record's key names (the part after the prefix, unescaped).
+pub fn indexed_id(key: &str) -> Option<String> {
+    key.rsplit_once(':').map(|(_, id)| unescape(id))
 }
 
 pub fn index_prefix(day: &str, kind: &str) -> String {

@@ -172,10 +172,7 @@ impl Plan {
                 Ok(())
             }
             BatchOutcome::Refused { index, current } => {
-                let c = index
-                    .checked_sub(1)
-                    .and_then(|h| self.held.get(h))
-                    .map(|(i, _, _)| self.charges[*i].clone());
+                let c = self.refused_charge(*index);
                 self.held.clear();
                 self.reserved_nanos = 0;
                 Err(match c {
@@ -186,6 +183,14 @@ impl Plan {
                 })
             }
         }
+    }
+
+    /// The charge whose counter refused a reservation batch (op `index`; op 0 is the marker).
+    fn refused_charge(&self, index: usize) -> Option<Charge> {
+        index
+            .checked_sub(1)
+            .and_then(|h| self.held.get(h))
+            .map(|(i, _, _)| self.charges[*i].clone())
     }
 
     /// The batch in flight failed without an answer (it may still land): settled later
@@ -240,10 +245,7 @@ impl Plan {
                 Ok(())
             }
             BatchOutcome::Refused { index, current } => {
-                let c = index
-                    .checked_sub(1)
-                    .and_then(|h| self.held.get(h))
-                    .map(|(i, _, _)| self.charges[*i].clone());
+                let c = self.refused_charge(*index);
                 Err(match c {
                     Some(c) => exceeded(&c, *current, self.reserved_nanos + extra),
                     None => {
